@@ -1,0 +1,1 @@
+"""pdm-ray: predictive maintenance for sensor fleets on Ray (Ray-free core library)."""

@@ -1,0 +1,35 @@
+"""The exception tree of pdm-ray.
+
+Library code raises these; only ``pdm_ray.cli`` maps them to exit codes and only
+``serve_apps`` maps them to HTTP status codes.
+"""
+
+from __future__ import annotations
+
+
+class PdmError(Exception):
+    """Root of every error pdm-ray raises on purpose."""
+
+
+class ConfigError(PdmError):
+    """A configuration file or value is missing or invalid."""
+
+
+class DataError(PdmError):
+    """Input data is missing, malformed or unusable."""
+
+
+class InsufficientDataError(DataError):
+    """There is too little data for the requested operation (e.g. shorter than a window)."""
+
+
+class InvalidChannelError(DataError):
+    """A channel or sensor id does not match the allowed pattern."""
+
+
+class ModelNotTrainedError(PdmError):
+    """A model was asked to predict before it was trained or loaded."""
+
+
+class UnknownSensorError(PdmError):
+    """No sensor, channel or registered model exists under the given id."""

@@ -1,0 +1,1 @@
+"""Entry points for ``ray job submit`` (composition root; may import Ray)."""

@@ -1,0 +1,1 @@
+"""Ray Serve: the HTTP API, per-sensor model multiplexing and the dashboard."""

@@ -1,0 +1,1 @@
+"""Ray Tune: trainables, sweeps across sensors, MLflow logging of every trial."""
