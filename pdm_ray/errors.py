@@ -33,3 +33,11 @@ class ModelNotTrainedError(PdmError):
 
 class UnknownSensorError(PdmError):
     """No sensor, channel or registered model exists under the given id."""
+
+
+class InvalidBatchError(DataError):
+    """A streamed batch of readings is malformed (non-finite values, wrong width, timestamps not increasing)."""
+
+
+class WalCorruptionError(DataError):
+    """A sensor's write-ahead log is damaged beyond a torn last record (which recovery truncates)."""
