@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pdm_ray.errors import ConfigError
 
@@ -39,6 +39,104 @@ class WindowSettings(_Section):
 
     l_s: int = Field(250, gt=0)
     n_predictions: int = Field(10, gt=0)
+
+
+def _ascending_limits(limits: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    if list(limits) != sorted(limits):
+        raise ValueError(f"limits must be ascending (excellent <= good <= fair <= poor), got {list(limits)}")
+    return limits
+
+
+Limits = Annotated[tuple[float, float, float, float], AfterValidator(_ascending_limits)]
+"""Upper limits of ``excellent, good, fair, poor`` for a quality check; above the last is critical."""
+
+
+class NormalizeSettings(_Section):
+    """Scaling fitted on train (z-score, min-max to [0, 1], or robust median/IQR).
+
+    ``columns: value`` scales column 0 only (the one-hot command flags pass through);
+    a fitted column whose scale is below ``min_scale`` is constant and is scaled by 1.
+    """
+
+    method: Literal["zscore", "minmax", "robust"] = "zscore"
+    columns: Literal["value", "all"] = "value"
+    min_scale: float = Field(1e-8, gt=0)
+
+
+class QualitySettings(_Section):
+    """Limits of the six data-quality checks and which split the training gate reads.
+
+    Each ``*_pct``/``*_ratio`` is four ascending upper limits (excellent, good, fair, poor);
+    a value above the last is critical, and a critical train report refuses to train.
+    """
+
+    missing_pct: Limits = (0.0, 1.0, 5.0, 20.0)
+    outlier_z: float = Field(3.5, gt=0)
+    outlier_pct: Limits = (0.5, 2.0, 10.0, 50.0)
+    flatline_min_run: int = Field(10, ge=2)
+    flatline_pct: Limits = (25.0, 50.0, 95.0, 100.0)
+    noise_ratio: Limits = (0.2, 0.5, 0.9, 1.2)
+    range_bounds: tuple[float, float] | None = None
+    range_margin: float = Field(0.1, ge=0)
+    range_pct: Limits = (0.0, 0.1, 1.0, 10.0)
+    gap_factor: float = Field(1.5, gt=1)
+    sampling_pct: Limits = (0.0, 0.1, 1.0, 10.0)
+    gate: Literal["train", "train_and_test", "off"] = "train"
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> QualitySettings:
+        if self.range_bounds is not None and not self.range_bounds[0] < self.range_bounds[1]:
+            raise ValueError(f"range_bounds needs low < high, got {list(self.range_bounds)}")
+        return self
+
+
+class ImputeSettings(_Section):
+    """Gap filling; gaps longer than ``max_gap`` steps are never filled and stay reported.
+
+    ``seasonal`` finds its period as the highest autocorrelation peak in
+    ``[min_period, max_period]`` (``max_period`` None = half the series) of at least ``min_acf``.
+    """
+
+    method: Literal["linear", "ffill", "seasonal", "kalman"] = "linear"
+    max_gap: int = Field(50, ge=1)
+    min_period: int = Field(2, ge=2)
+    max_period: int | None = Field(None, ge=2)
+    min_acf: float = Field(0.3, gt=0, lt=1)
+
+
+class FeatureSettings(_Section):
+    """Per-window features (``enabled`` adds them to the prepared data).
+
+    ``widths`` are the trailing sub-windows of the rolling statistics (the full window is
+    always added); every width and lag must be below ``window``.
+    """
+
+    enabled: bool = False
+    window: int = Field(100, ge=4)
+    step: int = Field(1, gt=0)
+    widths: list[int] = Field(default_factory=lambda: [10, 30])
+    quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
+    lags: list[int] = Field(default_factory=lambda: [1, 5, 10])
+    ewma_spans: list[int] = Field(default_factory=lambda: [5, 20])
+    acf_lags: list[int] = Field(default_factory=lambda: [1, 2, 5, 10])
+    fft_bands: int = Field(4, gt=0)
+
+    @model_validator(mode="after")
+    def _fit_the_window(self) -> FeatureSettings:
+        for name in ("widths", "lags", "ewma_spans", "acf_lags"):
+            values = getattr(self, name)
+            if any(v <= 0 for v in values) or len(set(values)) != len(values):
+                raise ValueError(f"{name} must be distinct positive integers, got {values}")
+        too_wide = [v for v in [*self.widths, *self.lags, *self.acf_lags] if v >= self.window]
+        if too_wide:
+            raise ValueError(f"widths/lags {too_wide} must be smaller than window={self.window}")
+        if any(not 0 <= q <= 1 for q in self.quantiles) or len(set(self.quantiles)) != len(self.quantiles):
+            raise ValueError(f"quantiles must be distinct values in [0, 1], got {self.quantiles}")
+        if self.fft_bands > self.window // 2:
+            raise ValueError(
+                f"fft_bands={self.fft_bands} exceeds the {self.window // 2} frequency bins of window={self.window}"
+            )
+        return self
 
 
 class LSTMSettings(_Section):
@@ -92,11 +190,79 @@ class ThresholdSettings(_Section):
 
 
 class TrackingSettings(_Section):
-    """MLflow tracking and registry. ``uri`` None means SQLite under ``home``."""
+    """MLflow tracking and registry. ``uri`` None means SQLite under ``home``.
+
+    ``promotion_margin`` is relative: a staging version replaces production only when its
+    validation MSE is below ``(1 - promotion_margin) *`` production's. ``connect_timeout_s``
+    bounds the reachability check of an HTTP tracking server, so a wrong URI fails fast.
+    """
 
     uri: str | None = None
     experiment: str = "pdm-ray"
-    promotion_margin: float = Field(0.0, ge=0)
+    promotion_margin: float = Field(0.0, ge=0, lt=1)
+    connect_timeout_s: float = Field(5.0, gt=0)
+
+
+SWEEP_PARAMETERS: dict[str, frozenset[str]] = {
+    "lstm": frozenset({"learning_rate", "batch_size", "epochs", "layers", "units", "dropout"}),
+    "transformer": frozenset(
+        {"learning_rate", "batch_size", "epochs", "d_model", "num_heads", "num_layers", "ff_dim", "dropout"}
+    ),
+}
+
+
+class SearchDimension(_Section):
+    """One dimension of a sweep's search space: exactly one of the fields is set.
+
+    ``loguniform``/``uniform`` are ``[low, high]``, ``randint`` is ``[low, high)``,
+    ``choice`` lists the options and ``value`` fixes the parameter.
+    """
+
+    loguniform: tuple[float, float] | None = None
+    uniform: tuple[float, float] | None = None
+    randint: tuple[int, int] | None = None
+    choice: list[int | float | str] | None = Field(None, min_length=1)
+    value: int | float | str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SearchDimension:
+        given = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"set exactly one of {', '.join(type(self).model_fields)} (got {given or 'none'})")
+        for name in ("loguniform", "uniform", "randint"):
+            bounds = getattr(self, name)
+            if bounds is not None and not bounds[0] < bounds[1]:
+                raise ValueError(f"{name} needs low < high, got {list(bounds)}")
+        if self.loguniform is not None and self.loguniform[0] <= 0:
+            raise ValueError(f"loguniform needs low > 0, got {self.loguniform[0]}")
+        return self
+
+
+class SweepSettings(_Section):
+    """A Ray Tune sweep over channels (one Tuner, channel as a grid dimension).
+
+    ``search_space`` keys are the swept parameters of ``model`` (see ``SWEEP_PARAMETERS``);
+    the LSTM's ``layers`` x ``units`` become ``lstm.layers = [units] * layers``. ASHA
+    (Li et al. 2018, arXiv:1810.05934) stops weak trials early on ``val_ratio``.
+    """
+
+    model: Literal["lstm", "transformer"] = "lstm"
+    num_samples: int = Field(4, gt=0)
+    max_concurrent_trials: int | None = Field(2, gt=0)
+    scheduler: Literal["asha", "fifo"] = "asha"
+    grace_period: int = Field(2, gt=0)
+    reduction_factor: int = Field(2, gt=1)
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0)
+    search_space: dict[str, SearchDimension] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_parameters(self) -> SweepSettings:
+        unknown = sorted(set(self.search_space) - SWEEP_PARAMETERS[self.model])
+        if unknown:
+            allowed = ", ".join(sorted(SWEEP_PARAMETERS[self.model]))
+            raise ValueError(f"unknown {self.model} sweep parameter(s) {unknown}; allowed: {allowed}")
+        return self
 
 
 class RaySettings(_Section):
@@ -124,11 +290,16 @@ class Settings(_Section):
     home: Path = Path(".pdm_ray")
     data: DataSettings = DataSettings()
     windows: WindowSettings = WindowSettings()
+    normalize: NormalizeSettings = NormalizeSettings()
+    quality: QualitySettings = QualitySettings()
+    impute: ImputeSettings = ImputeSettings()
+    features: FeatureSettings = FeatureSettings()
     lstm: LSTMSettings = LSTMSettings()
     transformer: TransformerSettings = TransformerSettings()
     train: TrainSettings = TrainSettings()
     threshold: ThresholdSettings = ThresholdSettings()
     tracking: TrackingSettings = TrackingSettings()
+    sweep: SweepSettings = SweepSettings()
     ray: RaySettings = RaySettings()
     serve: ServeSettings = ServeSettings()
 
@@ -140,8 +311,10 @@ class Settings(_Section):
         return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """Nested overrides from ``PDM_*`` variables, and which variable set each field path."""
     out: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
     for key, raw in env.items():
         if not key.startswith("PDM_"):
             continue
@@ -153,7 +326,8 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
         for part in path[:-1]:
             node = node.setdefault(part, {})
         node[path[-1]] = value
-    return out
+        sources[tuple(path)] = key
+    return out, sources
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -166,9 +340,14 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _describe(error: ValidationError, source: str) -> str:
+def _describe(error: ValidationError, source: str, env_sources: dict[tuple[str, ...], str]) -> str:
     first = error.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "<root>"
+    loc = tuple(str(p) for p in first["loc"])
+    field = ".".join(loc) or "<root>"
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in env_sources:
+            source = f"environment variable {env_sources[loc[:n]]}"
+            break
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
@@ -205,8 +384,9 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         if not isinstance(loaded, dict):
             raise ConfigError(f"{source}: expected a mapping at the top level, got {type(loaded).__name__}")
         raw = loaded
-    merged = _merge(raw, _env_overrides(env))
+    overrides, env_sources = _env_overrides(env)
+    merged = _merge(raw, overrides)
     try:
         return Settings.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, str(source))) from None
+        raise ConfigError(_describe(exc, str(source), env_sources)) from None

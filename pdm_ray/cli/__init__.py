@@ -50,10 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PdmError as exc:
         sys.stderr.write(f"pdm-ray {args.command}: error: {exc}\n")
         return 2
+    except BrokenPipeError:  # e.g. `pdm-ray config show | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         sys.stderr.write("pdm-ray: interrupted\n")
         return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

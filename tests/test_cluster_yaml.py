@@ -1,0 +1,35 @@
+"""cluster.yaml must be a valid Ray cluster-launcher file (checked against Ray's own schema)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import ray.autoscaler
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
+
+
+def validate_config(config: dict) -> None:
+    jsonschema.validate(config, SCHEMA)
+
+
+def test_cluster_yaml_validates_against_ray_schema() -> None:
+    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    validate_config(config)  # raises ValueError / jsonschema.ValidationError when invalid
+    assert config["provider"]["type"] == "local"
+    assert any("ray start --head" in c for c in config["head_start_ray_commands"])
+
+
+def test_cluster_yaml_schema_check_rejects_broken_file() -> None:
+    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    config["provider"] = "not-a-mapping"
+    try:
+        validate_config(config)
+    except Exception as exc:  # jsonschema.ValidationError
+        assert "provider" in str(exc)
+    else:
+        raise AssertionError("validate_config accepted a broken provider section")
