@@ -35,6 +35,14 @@ class UnknownSensorError(PdmError):
     """No sensor, channel or registered model exists under the given id."""
 
 
+class TrackingError(PdmError):
+    """The MLflow tracking server or registry is unreachable or refused a request."""
+
+
+class RegistryError(TrackingError):
+    """A model-registry lifecycle step is impossible (no staging version, nothing to roll back to)."""
+
+
 class InvalidBatchError(DataError):
     """A streamed batch of readings is malformed (non-finite values, wrong width, timestamps not increasing)."""
 
