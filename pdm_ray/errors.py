@@ -49,3 +49,15 @@ class InvalidBatchError(DataError):
 
 class WalCorruptionError(DataError):
     """A sensor's write-ahead log is damaged beyond a torn last record (which recovery truncates)."""
+
+
+class DataQualityError(DataError):
+    """A quality report is critical, so the data must not be trained on.
+
+    Attributes:
+        report: the ``pdm_ray.data.quality.QualityReport`` that failed the gate.
+    """
+
+    def __init__(self, message: str, report: object) -> None:
+        super().__init__(message)
+        self.report = report
