@@ -29,3 +29,32 @@ def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
+
+
+def connect_ray(settings: Settings, **init_kwargs: object) -> None:
+    """Start a local Ray (``ray.address`` None) or attach to the configured cluster, once."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, object] = {
+        "namespace": settings.ray.namespace,
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "configure_logging": False,
+    }
+    if settings.ray.address:
+        kwargs["address"] = settings.ray.address
+    elif settings.ray.num_cpus:
+        kwargs["num_cpus"] = settings.ray.num_cpus
+    kwargs.update(init_kwargs)
+    ray.init(**kwargs)
+
+
+def progress(total: int, desc: str):
+    """A tqdm progress bar that stays quiet when stderr is not a terminal."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not sys.stderr.isatty(), unit="ch")

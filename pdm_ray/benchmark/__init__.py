@@ -1,0 +1,1 @@
+"""The detection benchmark: per-channel train -> predict -> threshold -> score, and result files."""

@@ -1,0 +1,172 @@
+"""Train, predict, threshold and score one channel: the unit of work of ``pdm-ray benchmark``.
+
+Follows Telemanom (Hundman et al., KDD 2018): train on the channel's train series only (the
+last ``validation_split`` of its windows is the held-out validation set used for early stopping),
+predict one step ahead for every test index from ``l_s`` on, take the prediction errors, and run
+the nonparametric dynamic threshold. Sequences are reported in test-series indices, the
+coordinates of ``labeled_anomalies.csv``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from pdm_ray.config import Settings
+from pdm_ray.data.channels import Channel
+from pdm_ray.data.windows import make_windows
+from pdm_ray.detection import DetectionResult, detect
+from pdm_ray.evaluation import EventCounts, intervals_to_mask, point_metrics, roc_auc, score_events
+from pdm_ray.models import ModelSpec, TrainedModel, predict_series, train
+
+log = logging.getLogger(__name__)
+
+BenchmarkModel = Literal["lstm", "transformer", "ensemble"]
+Forecaster = Literal["lstm", "transformer"]
+
+
+@dataclass(frozen=True)
+class ChannelResult:
+    """One channel's detections and, when it has labels, their scores.
+
+    ``sequences`` are inclusive ``(start, end)`` test-series indices. ``tp``/``fp``/``fn`` are
+    None for a channel without labels; so are the point metrics and ``roc_auc``.
+    """
+
+    chan_id: str
+    spacecraft: str
+    model: BenchmarkModel
+    n_train: int
+    n_test: int
+    sequences: tuple[tuple[int, int], ...]
+    scores: tuple[float, ...]
+    train_seconds: float
+    normalized_pred_error: float
+    counts: EventCounts | None = None
+    point_precision: float | None = None
+    point_recall: float | None = None
+    point_f1: float | None = None
+    roc_auc: float | None = None
+    val_loss: float | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChannelRun:
+    """Everything ``run_channel`` produced: per-model results plus the arrays for reports."""
+
+    results: tuple[ChannelResult, ...]
+    predictions: dict[str, npt.NDArray[np.float32]]
+    detections: dict[str, DetectionResult]
+
+
+def train_forecaster(channel: Channel, settings: Settings, kind: Forecaster) -> TrainedModel:
+    """Train one forecaster on the channel's train series (validation = its last windows)."""
+    spec = replace(ModelSpec.from_settings(settings, channel.n_features), kind=kind)
+    X, y = make_windows(channel.train, settings.windows.l_s, settings.windows.n_predictions)
+    return train(spec, settings.train, X, y)
+
+
+def ensemble_errors(
+    errors: dict[str, npt.NDArray[np.float32]], models: dict[str, TrainedModel]
+) -> npt.NDArray[np.float32]:
+    """Combine the two forecasters' errors into one error series.
+
+    Each model's errors are divided by its own held-out validation RMSE, averaged, and put back
+    on the original scale (times the mean validation RMSE). Why:
+    the dynamic threshold reacts to spikes relative to the error level, and the LSTM and the
+    Transformer err on different scales; scaling by each model's validation error (known before
+    any test data is seen) makes them commensurate without looking at test labels, and averaging
+    damps spikes that only one model produces (its own forecasting mistakes) while keeping the
+    ones both see (the signal really departed from normal behaviour). Returning to the original
+    scale keeps the threshold's "error too small to matter" guard, which compares errors with
+    the telemetry's range, meaning what it means for a single model.
+    """
+    rmse = {k: max(float(np.sqrt(models[k].val_loss)), 1e-6) for k in errors}
+    scaled = np.mean(np.stack([errors[k] / np.float32(rmse[k]) for k in sorted(errors)]), axis=0)
+    return (scaled * np.float32(np.mean(list(rmse.values())))).astype(np.float32)
+
+
+def _score(
+    channel: Channel,
+    model: BenchmarkModel,
+    det: DetectionResult,
+    errors: npt.NDArray[np.float32],
+    values: npt.NDArray[np.float32],
+    train_seconds: float,
+    val_loss: float | None,
+) -> ChannelResult:
+    l_s = len(channel.test) - len(values)
+    seqs = tuple((s.start + l_s, s.end + l_s) for s in det.sequences)
+    scores = tuple(float(s.score) for s in det.sequences)
+    value_range = float(values.max() - values.min())
+    npe = float(np.mean(np.abs(errors)) / value_range) if value_range > 0 else float(np.mean(np.abs(errors)))
+    result = ChannelResult(
+        chan_id=channel.id,
+        spacecraft=channel.spacecraft,
+        model=model,
+        n_train=len(channel.train),
+        n_test=len(channel.test),
+        sequences=seqs,
+        scores=scores,
+        train_seconds=train_seconds,
+        normalized_pred_error=npe,
+        val_loss=val_loss,
+    )
+    if not channel.has_labels:
+        return result
+    counts = score_events(list(seqs), list(channel.anomalies))
+    label_mask = intervals_to_mask(channel.anomalies, len(channel.test))[l_s:]
+    pred_mask = intervals_to_mask(seqs, len(channel.test))[l_s:]
+    points = point_metrics(pred_mask, label_mask)
+    auc = roc_auc(det.point_scores, label_mask) if 0 < label_mask.sum() < len(label_mask) else None
+    return ChannelResult(
+        **{
+            **result.__dict__,
+            "counts": counts,
+            "point_precision": points.precision,
+            "point_recall": points.recall,
+            "point_f1": points.f1,
+            "roc_auc": auc,
+        }
+    )
+
+
+def run_channel(channel: Channel, settings: Settings, model: BenchmarkModel) -> ChannelRun:
+    """Train the requested forecaster(s) on ``channel`` and detect anomalies in its test series.
+
+    ``model="ensemble"`` trains both forecasters and returns three results: each model alone
+    and their combination, so one run yields the whole comparison.
+    """
+    kinds: tuple[Forecaster, ...] = ("lstm", "transformer") if model == "ensemble" else (model,)
+    values = channel.test[settings.windows.l_s :, 0]
+    models: dict[str, TrainedModel] = {}
+    errors: dict[str, npt.NDArray[np.float32]] = {}
+    predictions: dict[str, npt.NDArray[np.float32]] = {}
+    seconds: dict[str, float] = {}
+    for kind in kinds:
+        start = time.perf_counter()
+        models[kind] = train_forecaster(channel, settings, kind)
+        seconds[kind] = time.perf_counter() - start
+        predictions[kind] = predict_series(models[kind], channel.test)
+        errors[kind] = (predictions[kind] - values).astype(np.float32)
+        log.info("%s: trained %s in %.1fs (val_loss %.5f)", channel.id, kind, seconds[kind], models[kind].val_loss)
+    results: list[ChannelResult] = []
+    detections: dict[str, DetectionResult] = {}
+    for kind in kinds:
+        detections[kind] = detect(errors[kind], values, settings.threshold)
+        results.append(
+            _score(channel, kind, detections[kind], errors[kind], values, seconds[kind], models[kind].val_loss)
+        )
+    if model == "ensemble":
+        combined = ensemble_errors(errors, models)
+        detections["ensemble"] = detect(combined, values, settings.threshold)
+        results.append(
+            _score(channel, "ensemble", detections["ensemble"], combined, values, sum(seconds.values()), None)
+        )
+    return ChannelRun(tuple(results), predictions, detections)

@@ -1,0 +1,119 @@
+"""``pdm-ray benchmark``: the Telemanom benchmark on any Telemanom-layout directory.
+
+Each channel is one Ray task (``num_cpus=1``) running the Ray-free
+``pdm_ray.benchmark.run_channel``; results go to ``OUT/results.csv`` and ``OUT/summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pdm_ray.cli.common import add_config_option, connect_ray, format_table, progress, settings_from
+from pdm_ray.config import Settings
+from pdm_ray.data.channels import list_channels, load_channel, load_labels
+from pdm_ray.errors import DataError
+from pdm_ray.ids import validate_sensor_id
+
+if TYPE_CHECKING:  # the model stack (JAX) is imported only where it runs: in the tasks
+    from pdm_ray.benchmark.channel import BenchmarkModel, ChannelResult
+
+# One XLA thread per task: Ray gives each task one CPU, and XLA's own thread pool would
+# otherwise oversubscribe the cores that the other tasks are using.
+TASK_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1", "JAX_PLATFORMS": "cpu"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("benchmark", help="train and evaluate every channel of a Telemanom-layout directory")
+    parser.add_argument("--data", required=True, metavar="DIR", help="directory in the Telemanom layout")
+    parser.add_argument("--model", choices=["lstm", "transformer", "ensemble"], default="lstm")
+    parser.add_argument("--channels", default=None, help="comma-separated channel ids (default: all)")
+    parser.add_argument("--out", default="out/benchmark", metavar="OUT", help="output directory")
+    add_config_option(parser)
+    parser.set_defaults(handler=benchmark)
+
+
+def _channel_task(data_dir: str, chan_id: str, settings_json: str, model: BenchmarkModel) -> list[ChannelResult]:
+    from pdm_ray.benchmark.channel import run_channel
+
+    settings = Settings.model_validate_json(settings_json)
+    channel = load_channel(data_dir, chan_id, load_labels(data_dir))
+    return list(run_channel(channel, settings, model).results)
+
+
+def run_benchmark(data_dir: str, channels: list[str], settings: Settings, model: BenchmarkModel) -> list[ChannelResult]:
+    """Fan the channels out as Ray tasks and gather results as they finish."""
+    import ray
+
+    task = ray.remote(num_cpus=1, max_retries=0)(_channel_task).options(runtime_env={"env_vars": TASK_ENV})
+    settings_json = settings.model_dump_json()
+    pending = [task.remote(data_dir, c, settings_json, model) for c in channels]
+    results: list[ChannelResult] = []
+    with progress(len(pending), f"benchmark {model}") as bar:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            results.extend(ray.get(done[0]))
+            bar.update(1)
+    return sorted(results, key=lambda r: (r.model, r.chan_id))
+
+
+def benchmark(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    available = list_channels(args.data)
+    if args.channels:
+        channels = [validate_sensor_id(c.strip()) for c in args.channels.split(",") if c.strip()]
+        missing = sorted(set(channels) - set(available))
+        if missing:
+            raise DataError(f"{args.data}: no such channel(s): {', '.join(missing)}")
+    else:
+        channels = available
+    if not channels:
+        raise DataError(f"{args.data}: no channels found under train/")
+    load_labels(args.data)  # fail fast on a malformed label file, before any task starts
+    connect_ray(settings)
+    start = time.perf_counter()
+    results = run_benchmark(str(Path(args.data).resolve()), channels, settings, args.model)
+    wall = time.perf_counter() - start
+    from pdm_ray.benchmark.results import write_results
+
+    meta = {
+        "data": str(args.data),
+        "model": args.model,
+        "channels": len(channels),
+        "wall_seconds": round(wall, 1),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {platform.node()}",
+        "settings": json.loads(settings.model_dump_json()),
+    }
+    out = write_results(results, args.out, meta)
+    summary = json.loads((out / "summary.json").read_text())["models"]
+    rows = []
+    for name, s in summary.items():
+        t = s["total"]
+        if t is None:
+            rows.append([name, s["channels"], s["n_detections"], "-", "-", "-", "-", "-", "-", "-"])
+        else:
+            rows.append(
+                [
+                    name,
+                    s["channels"],
+                    s["n_detections"],
+                    t["tp"],
+                    t["fp"],
+                    t["fn"],
+                    t["precision"],
+                    t["recall"],
+                    t["f05"],
+                    t["f1"],
+                ]
+            )
+    print(
+        format_table(["model", "channels", "detections", "tp", "fp", "fn", "precision", "recall", "F0.5", "F1"], rows)
+    )
+    print(f"\nwall time {wall:.1f}s; results in {out / 'results.csv'} and {out / 'summary.json'}")
+    return 0
