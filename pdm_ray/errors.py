@@ -6,6 +6,11 @@ Library code raises these; only ``pdm_ray.cli`` maps them to exit codes and only
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pdm_ray.data.quality import QualityReport
+
 
 class PdmError(Exception):
     """Root of every error pdm-ray raises on purpose."""
@@ -55,9 +60,9 @@ class DataQualityError(DataError):
     """A quality report is critical, so the data must not be trained on.
 
     Attributes:
-        report: the ``pdm_ray.data.quality.QualityReport`` that failed the gate.
+        report: the quality report that failed the gate.
     """
 
-    def __init__(self, message: str, report: object) -> None:
+    def __init__(self, message: str, report: QualityReport) -> None:
         super().__init__(message)
         self.report = report
