@@ -265,6 +265,123 @@ class SweepSettings(_Section):
         return self
 
 
+DriftTestName = Literal["ks", "mann_whitney", "chi2", "psi", "js", "wasserstein"]
+SeverityName = Literal["none", "low", "medium", "high", "critical"]
+
+
+class PValueLimits(_Section):
+    """P-value limits of a hypothesis drift test: ``p < low`` is severity low, ..., ``p < critical`` critical."""
+
+    low: float = Field(0.05, gt=0, lt=1)
+    medium: float = Field(0.01, gt=0, lt=1)
+    high: float = Field(1e-3, gt=0, lt=1)
+    critical: float = Field(1e-6, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _decreasing(self) -> PValueLimits:
+        if not self.low > self.medium > self.high > self.critical:
+            raise ValueError(f"p-value limits must decrease low > medium > high > critical, got {self.model_dump()}")
+        return self
+
+
+class StatisticLimits(_Section):
+    """Statistic limits of a distance drift test: ``statistic >= low`` is severity low, ..."""
+
+    low: float = Field(gt=0)
+    medium: float = Field(gt=0)
+    high: float = Field(gt=0)
+    critical: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _increasing(self) -> StatisticLimits:
+        if not self.low < self.medium < self.high < self.critical:
+            raise ValueError(f"statistic limits must increase low < medium < high < critical, got {self.model_dump()}")
+        return self
+
+
+class DriftSettings(_Section):
+    """Drift tests (``pdm_ray.drift``) and the stream ``DriftMonitor``.
+
+    ``n_bins`` reference quantile bins serve chi-square, PSI and Jensen–Shannon;
+    ``min_samples`` is the smallest reference or current sample a check accepts;
+    ``current_size`` is the monitor's sliding window. Wasserstein limits are in reference
+    standard deviations, Jensen–Shannon limits in bits.
+    """
+
+    tests: tuple[DriftTestName, ...] = ("ks", "mann_whitney", "chi2", "psi", "js", "wasserstein")
+    n_bins: int = Field(10, ge=2)
+    psi_epsilon: float = Field(1e-4, gt=0, lt=1)
+    min_samples: int = Field(50, ge=2)
+    current_size: int = Field(500, gt=0)
+    ks: PValueLimits = PValueLimits()
+    mann_whitney: PValueLimits = PValueLimits()
+    chi2: PValueLimits = PValueLimits()
+    psi: StatisticLimits = StatisticLimits(low=0.1, medium=0.2, high=0.3, critical=0.5)
+    js: StatisticLimits = StatisticLimits(low=0.02, medium=0.04, high=0.06, critical=0.1)
+    wasserstein: StatisticLimits = StatisticLimits(low=0.15, medium=0.3, high=0.5, critical=1.0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DriftSettings:
+        if not self.tests or len(set(self.tests)) != len(self.tests):
+            raise ValueError(f"tests must be a non-empty list without repeats, got {list(self.tests)}")
+        if self.current_size < self.min_samples:
+            raise ValueError(f"current_size ({self.current_size}) must be at least min_samples ({self.min_samples})")
+        return self
+
+
+class TriggerSettings(_Section):
+    """One automatic retraining trigger: on/off and the cooldown after it fires."""
+
+    enabled: bool = True
+    cooldown_s: float = Field(21600.0, ge=0)
+
+
+class DriftTriggerSettings(TriggerSettings):
+    """Retrain when a drift check reaches ``min_severity``."""
+
+    min_severity: SeverityName = "high"
+
+    @model_validator(mode="after")
+    def _not_none(self) -> DriftTriggerSettings:
+        if self.min_severity == "none":
+            raise ValueError("min_severity 'none' would retrain on every check; use low..critical")
+        return self
+
+
+class DegradationTriggerSettings(TriggerSettings):
+    """Retrain when the rolling forecast error exceeds ``factor`` x the model's validation error."""
+
+    factor: float = Field(1.5, gt=0)
+    min_points: int = Field(100, gt=0)
+
+
+class QualityTriggerSettings(TriggerSettings):
+    """Retrain when data quality stays poor or critical for ``duration_s``."""
+
+    duration_s: float = Field(1800.0, ge=0)
+
+
+class ScheduleTriggerSettings(TriggerSettings):
+    """Retrain when the production model is older than ``max_age_s``."""
+
+    cooldown_s: float = Field(86400.0, ge=0)
+    max_age_s: float = Field(7 * 86400.0, gt=0)
+
+
+class RetrainingSettings(_Section):
+    """The retraining policy (``pdm_ray.retraining``): five triggers and a global cap.
+
+    Each automatic trigger has its own cooldown; manual requests ignore cooldowns and
+    are only stopped by ``max_concurrent`` (retrains in flight across the state's sensors).
+    """
+
+    max_concurrent: int = Field(1, gt=0)
+    drift: DriftTriggerSettings = DriftTriggerSettings()
+    degradation: DegradationTriggerSettings = DegradationTriggerSettings()
+    quality: QualityTriggerSettings = QualityTriggerSettings()
+    schedule: ScheduleTriggerSettings = ScheduleTriggerSettings()
+
+
 class RaySettings(_Section):
     """Ray connection. ``address`` None starts a local cluster."""
 
@@ -300,6 +417,8 @@ class Settings(_Section):
     threshold: ThresholdSettings = ThresholdSettings()
     tracking: TrackingSettings = TrackingSettings()
     sweep: SweepSettings = SweepSettings()
+    drift: DriftSettings = DriftSettings()
+    retraining: RetrainingSettings = RetrainingSettings()
     ray: RaySettings = RaySettings()
     serve: ServeSettings = ServeSettings()
 
