@@ -1,0 +1,246 @@
+"""A per-sensor write-ahead log of accepted batches (and of the predictions they were scored with).
+
+Format (little-endian), one directory of segment files ``<first seq, 20 digits>.wal``:
+
+* segment header: 8 bytes, ``b"PDMWAL"`` + format version ``u16`` (1);
+* then records, each ``length u32 | crc32 u32 | payload[length]``, where the CRC-32
+  (``zlib.crc32``) covers the payload and the payload is
+  ``kind u8 | seq i64 | n u32 | f u32 | body``:
+
+  - ``kind 1`` (DATA, an accepted batch): ``timestamps f64[n] | values f32[n*f]`` (row-major);
+  - ``kind 2`` (PREDICTIONS for the newest ``n`` readings of batch ``seq``): ``f32[n]``, ``f = 0``.
+
+DATA records are flushed with ``fdatasync`` before ``append_batch`` returns, so an acked
+batch survives a crash of the process or the machine. PREDICTIONS records are written
+without a sync of their own (the next DATA record's sync covers them): losing the last
+one only means recovery asks the forecaster again.
+
+Recovery reads every segment in order. A record cut short or failing its checksum at the
+end of the newest segment is a torn write from a crash: it and anything after it are
+truncated away. The same damage in an older segment is real corruption
+(``WalCorruptionError``), since those were complete before the next segment began.
+
+After a snapshot covering everything logged so far, ``rotate`` starts a new segment and
+deletes the old ones, so the log holds at most the batches since the last snapshot.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from pdm_ray.errors import WalCorruptionError
+from pdm_ray.streaming.batch import Batch
+
+logger = logging.getLogger(__name__)
+
+SEGMENT_MAGIC = b"PDMWAL" + struct.pack("<H", 1)
+_FRAME = struct.Struct("<II")  # length, crc32
+_PAYLOAD_HEAD = struct.Struct("<BqII")  # kind, seq, n, f
+_SUFFIX = ".wal"
+
+
+class RecordKind(enum.IntEnum):
+    """What a WAL record holds."""
+
+    DATA = 1
+    PREDICTIONS = 2
+
+
+@dataclass(frozen=True)
+class WalRecord:
+    """One decoded record.
+
+    Attributes:
+        kind: DATA or PREDICTIONS.
+        seq: the batch's sequence number.
+        timestamps: float64 ``[n]`` for DATA; empty for PREDICTIONS.
+        values: float32 ``[n, F]`` for DATA; the predictions ``[n]`` for PREDICTIONS.
+    """
+
+    kind: RecordKind
+    seq: int
+    timestamps: npt.NDArray[np.float64] = field(repr=False)
+    values: npt.NDArray[np.float32] = field(repr=False)
+
+    def batch(self) -> Batch:
+        """The DATA record as the batch it logged."""
+        return Batch(self.seq, self.timestamps, self.values)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (new, renamed or deleted files) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class WriteAheadLog:
+    """Append-only, checksummed log in ``directory``; call ``recover`` once before appending.
+
+    Args:
+        directory: the log's own directory (created if missing).
+        sync: ``fdatasync`` DATA records before returning (turn off only for throwaway data).
+    """
+
+    def __init__(self, directory: str | Path, sync: bool = True) -> None:
+        self.directory = Path(directory)
+        self.sync = sync
+        self._fd: int | None = None
+        self._recovered = False
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def segments(self) -> list[Path]:
+        """Segment files, oldest first."""
+        return sorted(self.directory.glob(f"*{_SUFFIX}"))
+
+    def size_bytes(self) -> int:
+        """Bytes on disk over all segments."""
+        return sum(p.stat().st_size for p in self.segments())
+
+    def recover(self) -> list[WalRecord]:
+        """Read every record in log order, truncating a torn tail of the newest segment.
+
+        Returns:
+            The records, oldest first (at most the batches since the last snapshot).
+
+        Raises:
+            WalCorruptionError: a segment has a bad header, or an older segment is damaged.
+        """
+        records: list[WalRecord] = []
+        segments = self.segments()
+        for i, path in enumerate(segments):
+            newest = i == len(segments) - 1
+            good_end, seg_records, reason = _read_segment(path)
+            records.extend(seg_records)
+            size = path.stat().st_size
+            if reason is None:
+                continue
+            if not newest:
+                raise WalCorruptionError(f"{path}: {reason} at byte {good_end} in a segment that is not the newest")
+            if good_end < len(SEGMENT_MAGIC):
+                logger.warning("%s: removing a segment torn before its header was complete", path)
+                path.unlink()
+            else:
+                logger.warning("%s: %s at byte %d; truncating %d torn bytes", path, reason, good_end, size - good_end)
+                with path.open("r+b") as fh:
+                    fh.truncate(good_end)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            fsync_dir(self.directory)
+        self._recovered = True
+        return records
+
+    def append_batch(self, batch: Batch) -> int:
+        """Log an accepted batch durably (written and fdatasync'd). Returns the bytes written."""
+        ts = np.ascontiguousarray(batch.timestamps, dtype="<f8")
+        values = np.ascontiguousarray(batch.values, dtype="<f4")
+        head = _PAYLOAD_HEAD.pack(RecordKind.DATA, batch.seq, len(batch), batch.n_features)
+        return self._append(batch.seq, [head, memoryview(ts).cast("B"), memoryview(values).cast("B")], self.sync)
+
+    def append_predictions(self, seq: int, predictions: npt.NDArray[np.float32]) -> int:
+        """Log the predictions batch ``seq`` was scored with (written, not synced). Returns bytes written."""
+        preds = np.ascontiguousarray(predictions, dtype="<f4").reshape(-1)
+        head = _PAYLOAD_HEAD.pack(RecordKind.PREDICTIONS, seq, preds.shape[0], 0)
+        return self._append(seq, [head, memoryview(preds).cast("B")], False)
+
+    def rotate(self) -> None:
+        """Delete every segment: call right after a durable snapshot covering all logged records.
+
+        The next append starts a fresh segment named after its sequence number.
+        """
+        self.close()
+        for path in self.segments():
+            path.unlink()
+        fsync_dir(self.directory)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _append(self, seq: int, parts: list[bytes | memoryview], sync: bool) -> int:
+        if not self._recovered:
+            raise WalCorruptionError(f"{self.directory}: recover() must run before appending")
+        crc = 0
+        length = 0
+        for part in parts:
+            crc = zlib.crc32(part, crc)
+            length += len(part)
+        frame = _FRAME.pack(length, crc)
+        fd = self._open_segment(seq)
+        total = len(frame) + length
+        written = os.writev(fd, [frame, *parts])
+        if written != total:
+            raise OSError(f"{self.directory}: short write to the WAL ({written} of {total} bytes)")
+        if sync:
+            os.fdatasync(fd)
+        return total
+
+    def _open_segment(self, seq: int) -> int:
+        if self._fd is not None:
+            return self._fd
+        segments = self.segments()
+        if segments:
+            fd = os.open(segments[-1], os.O_WRONLY | os.O_APPEND)
+        else:
+            path = self.directory / f"{seq:020d}{_SUFFIX}"
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(fd, SEGMENT_MAGIC)
+            os.fsync(fd)
+            fsync_dir(self.directory)
+        self._fd = fd
+        return fd
+
+
+def _read_segment(path: Path) -> tuple[int, list[WalRecord], str | None]:
+    """Decode one segment: (offset after the last good record, records, why reading stopped or None)."""
+    data = path.read_bytes()
+    if len(data) < len(SEGMENT_MAGIC):
+        return 0, [], "incomplete segment header"
+    if data[: len(SEGMENT_MAGIC)] != SEGMENT_MAGIC:
+        raise WalCorruptionError(f"{path}: not a pdm-ray WAL segment (bad header {data[:8]!r})")
+    view = memoryview(data)
+    pos = len(SEGMENT_MAGIC)
+    records: list[WalRecord] = []
+    while pos < len(data):
+        if pos + _FRAME.size > len(data):
+            return pos, records, "record header cut short"
+        length, crc = _FRAME.unpack_from(data, pos)
+        start = pos + _FRAME.size
+        if start + length > len(data):
+            return pos, records, "record cut short"
+        payload = view[start : start + length]
+        if zlib.crc32(payload) != crc:
+            return pos, records, "record checksum mismatch"
+        record = _decode(payload)
+        if record is None:
+            return pos, records, "record with an invalid layout"
+        records.append(record)
+        pos = start + length
+    return pos, records, None
+
+
+def _decode(payload: memoryview) -> WalRecord | None:
+    if len(payload) < _PAYLOAD_HEAD.size:
+        return None
+    kind, seq, n, f = _PAYLOAD_HEAD.unpack_from(payload, 0)
+    body = payload[_PAYLOAD_HEAD.size :]
+    if kind == RecordKind.DATA and len(body) == 8 * n + 4 * n * f and f > 0:
+        ts = np.frombuffer(body[: 8 * n], dtype="<f8").astype(np.float64)
+        values = np.frombuffer(body[8 * n :], dtype="<f4").astype(np.float32).reshape(n, f)
+        return WalRecord(RecordKind.DATA, seq, ts, values)
+    if kind == RecordKind.PREDICTIONS and len(body) == 4 * n and f == 0:
+        preds = np.frombuffer(body, dtype="<f4").astype(np.float32)
+        return WalRecord(RecordKind.PREDICTIONS, seq, np.zeros(0, dtype=np.float64), preds)
+    return None
