@@ -176,17 +176,47 @@ class TrainSettings(_Section):
 
 
 class ThresholdSettings(_Section):
-    """Nonparametric dynamic threshold (Hundman et al. 2018, arXiv:1802.04431)."""
+    """Nonparametric dynamic threshold (Hundman et al. 2018, arXiv:1802.04431).
+
+    Windows hold ``window_size`` batches of ``batch_size`` errors; the EWMA span is
+    ``int(batch_size * window_size * smoothing_perc)``. Epsilon is searched over
+    ``z_min, z_min + z_step, ..., <= z_max``. A window is skipped when its errors are small
+    next to its values (``relative_error_scale``) or in absolute terms (``min_error_scale``).
+    A candidate epsilon may make at most ``max_sequences`` sequences and flag less than
+    ``max_anomalous_fraction`` of the window (the reference implementation's guard rails).
+    The first ``warmup`` smoothed errors, where the EWMA has little history, are replaced by
+    the mean of the first ``2 * warmup`` (Telemanom does this over its first ``l_s = 250``).
+    """
 
     batch_size: int = Field(70, gt=0)
     window_size: int = Field(30, gt=0)
     smoothing_perc: float = Field(0.05, gt=0, le=1)
     error_buffer: int = Field(100, ge=0)
     p: float = Field(0.13, ge=0, lt=1)
-    z_min: float = 2.5
-    z_max: float = 12.0
+    z_min: float = Field(2.5, gt=0)
+    z_max: float = Field(12.0, gt=0)
     z_step: float = Field(0.5, gt=0)
     min_error_scale: float = Field(0.05, ge=0)
+    relative_error_scale: float = Field(0.05, ge=0)
+    max_sequences: int = Field(5, gt=0)
+    max_anomalous_fraction: float = Field(0.5, gt=0, le=1)
+    warmup: int = Field(250, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ThresholdSettings:
+        if self.z_max < self.z_min:
+            raise ValueError(f"z_max ({self.z_max}) must be >= z_min ({self.z_min})")
+        if 2 * self.warmup > self.batch_size * self.window_size:
+            raise ValueError(
+                f"2 * warmup ({2 * self.warmup}) must fit in one window of batch_size * window_size "
+                f"({self.batch_size * self.window_size}) points"
+            )
+        if int(self.batch_size * self.window_size * self.smoothing_perc) < 1:
+            raise ValueError(
+                f"batch_size * window_size * smoothing_perc = "
+                f"{self.batch_size * self.window_size * self.smoothing_perc:g} gives an EWMA span below 1"
+            )
+        return self
 
 
 class TrackingSettings(_Section):

@@ -1,0 +1,338 @@
+"""Telemanom's nonparametric dynamic threshold (Hundman et al. 2018, arXiv:1802.04431).
+
+The smoothed errors ``e_s`` are cut into windows of ``h = batch_size * window_size`` points
+that step one batch at a time; the first window judges all its points, every later one only
+the batch it added (its *new region*; the last window covers the tail, so its new region is
+``batch_size`` plus the remainder). In each window (section 3.2 of the paper):
+
+1. ``find_epsilon``: epsilon = mean + z * std maximizing
+   ``(dmean / mean + dstd / std) / (|E_seq|**2 + |e_a|)``, where ``dmean``, ``dstd`` are the
+   decreases of the mean and std once the flagged points (values >= epsilon and their
+   ``error_buffer`` neighbours) are removed, ``|e_a|`` counts the flagged points and
+   ``|E_seq|`` their contiguous sequences. A candidate must decrease both mean and std, make at
+   most ``max_sequences`` sequences and flag less than ``max_anomalous_fraction`` of the
+   window (the reference implementation's guard rails); with no candidate the window flags
+   nothing.
+2. The same search runs on the errors mirrored around the window mean
+   (``mean + (mean - e_s)``), so that drops of the error are caught too.
+3. ``error_scale_ok``: a window whose errors are small next to its values is skipped.
+4. Points above epsilon (and above ``relative_error_scale`` times the values' 5-95 % range)
+   are spread by ``error_buffer`` on each side into sequences; ``prune_sequences`` then
+   drops the tail of the sequences whose maxima are not clearly above the next lower one or
+   above the largest nominal error (minimum relative drop ``p``, section 3.3).
+5. Each kept sequence scores ``(max e_s in it - epsilon) / (mean(e_s) + std(e_s))``.
+
+Deliberate differences from the reference code: pruning and scoring see each sequence over
+its whole window (so a sequence's maximum is its real peak, never a buffer point), the new
+region of the last window is extended to the end of the series (the reference leaves up
+to ``batch_size - 1`` points before the last batch unjudged), single-point sequences are
+kept, the first ``l_s`` errors are not overwritten (the errors given here are already
+aligned to predictions), and the value range is the 5-95 % percentile range as in the
+reference implementation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from pdm_ray.config import ThresholdSettings
+from pdm_ray.detection.smoothing import as_series, smooth_errors
+from pdm_ray.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AnomalySequence:
+    """An anomalous sequence: inclusive indices into the errors array and its score."""
+
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    """The output of ``detect`` on a series of ``n`` errors.
+
+    Attributes:
+        sequences: anomalous sequences, sorted, non-overlapping, inclusive.
+        smoothed_errors: ``e_s``, float32 ``[n]``.
+        threshold: the epsilon of the window that judged each point, float32 ``[n]`` (for
+            plots); a window without a candidate shows ``mean + z_max * std``.
+        point_scores: ``max((e_s - epsilon), (e_inv - epsilon_inv)) / (mean + std)`` of the
+            judging window, float32 ``[n]``: a continuous score for ROC-AUC (positive means
+            above a threshold, whether or not the window was skipped or pruned).
+    """
+
+    sequences: tuple[AnomalySequence, ...]
+    smoothed_errors: npt.NDArray[np.float32] = field(repr=False)
+    threshold: npt.NDArray[np.float32] = field(repr=False)
+    point_scores: npt.NDArray[np.float32] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """What one window decides about its points (arrays have the window's length ``m``).
+
+    Attributes:
+        epsilon: threshold of the errors (``mean + z_max * std`` without a candidate).
+        epsilon_inverted: threshold of the mirrored errors (same fallback).
+        flagged: bool ``[m]``, anomalous points; only the new region can be True.
+        scores: float32 ``[m]``, score of the sequence each flagged point belongs to, -inf elsewhere.
+        point_scores: float32 ``[m]``, see ``DetectionResult.point_scores``.
+    """
+
+    epsilon: float
+    epsilon_inverted: float
+    flagged: npt.NDArray[np.bool_] = field(repr=False)
+    scores: npt.NDArray[np.float32] = field(repr=False)
+    point_scores: npt.NDArray[np.float32] = field(repr=False)
+
+
+def candidate_z(config: ThresholdSettings) -> npt.NDArray[np.float64]:
+    """The z values searched: ``z_min, z_min + z_step, ...`` up to ``z_max`` inclusive, ``[k]``."""
+    count = int(np.floor((config.z_max - config.z_min) / config.z_step + 1e-9)) + 1
+    return config.z_min + config.z_step * np.arange(count, dtype=np.float64)
+
+
+def window_bounds(n: int, batch_size: int, window_size: int) -> npt.NDArray[np.int64]:
+    """Telemanom's threshold windows over ``n`` points, as ``[k, 3]`` rows ``(start, new, end)``.
+
+    Window ``i`` covers ``[i * batch_size, i * batch_size + h)`` with ``h = batch_size *
+    window_size``; there are ``(n - h) // batch_size + 1`` of them and the last one ends at
+    ``n``. ``new`` is where the window's new region starts (the previous window's end; 0 for
+    the first). A series shorter than ``h`` is one window over everything.
+    """
+    if n < 1:
+        raise DataError(f"need at least one point to make threshold windows, got n={n}")
+    h = batch_size * window_size
+    if n < h:
+        return np.array([[0, 0, n]], dtype=np.int64)
+    starts = np.arange((n - h) // batch_size + 1, dtype=np.int64) * batch_size
+    ends = starts + h
+    ends[-1] = n
+    news = np.concatenate([[0], ends[:-1]])
+    return np.stack([starts, news, ends], axis=1)
+
+
+def buffer_mask(mask: npt.NDArray[np.bool_], buffer: int) -> npt.NDArray[np.bool_]:
+    """Spread each True of ``mask`` to ``buffer`` neighbours on each side (last axis).
+
+    ``[..., m]`` bool -> ``[..., m]`` bool; a sliding-window count over a cumulative sum.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    m = mask.shape[-1]
+    counts = np.cumsum(mask, axis=-1, dtype=np.int64)
+    counts = np.concatenate([np.zeros((*mask.shape[:-1], 1), dtype=np.int64), counts], axis=-1)
+    idx = np.arange(m)
+    hi = np.minimum(idx + buffer + 1, m)
+    lo = np.maximum(idx - buffer, 0)
+    return (counts[..., hi] - counts[..., lo]) > 0
+
+
+def mask_to_runs(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    """Contiguous runs of True in a 1-D mask as ``[k, 2]`` inclusive ``(start, end)`` rows."""
+    padded = np.concatenate([[0], np.asarray(mask, dtype=np.int8), [0]])
+    edges = np.diff(padded)
+    return np.stack([np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1], axis=1).astype(np.int64)
+
+
+def run_maxima(values: npt.NDArray[np.floating], runs: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """The maximum of ``values`` over each inclusive run of ``runs`` ``[k, 2]`` -> ``[k]``."""
+    if runs.shape[0] == 0:
+        return np.zeros(0, dtype=np.float64)
+    padded = np.append(np.asarray(values, dtype=np.float64), -np.inf)
+    bounds = np.stack([runs[:, 0], runs[:, 1] + 1], axis=1).ravel()
+    return np.maximum.reduceat(padded, bounds)[::2]
+
+
+def find_epsilon(e_s: npt.NDArray[np.floating], config: ThresholdSettings) -> float | None:
+    """The paper's epsilon for one window of (smoothed, maybe mirrored) errors ``[m]``.
+
+    All candidates ``z`` are evaluated at once on a ``[k, m]`` grid. Ties go to the larger
+    ``z`` (as in the reference implementation). Returns None when no candidate passes the
+    guard rails, or when the window has zero mean or zero spread (nothing to separate).
+    """
+    e = np.asarray(e_s, dtype=np.float64)
+    mean, std = float(e.mean()), float(e.std())
+    if not (mean > 0 and std > 0):
+        return None
+    epsilons = mean + candidate_z(config) * std
+    flagged = buffer_mask(e[None, :] >= epsilons[:, None], config.error_buffer)
+    n_flagged = flagged.sum(axis=1)
+    n_sequences = flagged[:, 0].astype(np.int64) + (flagged[:, 1:] & ~flagged[:, :-1]).sum(axis=1)
+    kept = ~flagged
+    n_kept = kept.sum(axis=1)
+    safe_n = np.maximum(n_kept, 1)
+    kept_mean = np.where(kept, e, 0.0).sum(axis=1) / safe_n
+    kept_std = np.sqrt(np.where(kept, (e[None, :] - kept_mean[:, None]) ** 2, 0.0).sum(axis=1) / safe_n)
+    d_mean, d_std = mean - kept_mean, std - kept_std
+    valid = (
+        (n_flagged > 0)
+        & (n_kept > 0)
+        & (d_mean > 0)
+        & (d_std > 0)
+        & (n_sequences <= config.max_sequences)
+        & (n_flagged < config.max_anomalous_fraction * e.size)
+    )
+    if not valid.any():
+        return None
+    cost = np.maximum(n_sequences**2 + n_flagged, 1)
+    objective = np.where(valid, (d_mean / mean + d_std / std) / cost, -np.inf)
+    best = np.flatnonzero(objective == objective.max())[-1]
+    return float(epsilons[best])
+
+
+def error_scale_ok(e_s: npt.NDArray[np.floating], values: npt.NDArray[np.floating], config: ThresholdSettings) -> bool:
+    """False when a window's errors are too small to matter (Telemanom's check).
+
+    Skip unless ``std(e_s) > r * std(values)`` or ``max(e_s) > r * (p95 - p5 of values)``,
+    and unless ``max(e_s) > min_error_scale``; ``r`` is ``relative_error_scale``.
+    """
+    e = np.asarray(e_s, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    low, high = np.percentile(v, [5, 95])
+    r = config.relative_error_scale
+    relative = e.std() > r * v.std() or e.max() > r * (high - low)
+    return bool(relative and e.max() > config.min_error_scale)
+
+
+def prune_sequences(maxima: npt.NDArray[np.floating], nominal_max: float | None, p: float) -> npt.NDArray[np.bool_]:
+    """Which sequences survive the paper's pruning (section 3.3), ``[k]`` -> bool ``[k]``.
+
+    The maxima, sorted descending, get the largest nominal error appended; walking down,
+    a sequence whose relative drop to the next value ``(e_i - e_{i+1}) / e_i`` is below ``p``
+    is reclassified as nominal, but only the tail after the last drop ``>= p`` is removed.
+    Without a nominal value the smallest maximum is compared with 0 (a drop of 1). The
+    maxima must be positive (they are at or above an epsilon that is above a positive mean).
+    """
+    maxima = np.asarray(maxima, dtype=np.float64)
+    if maxima.size == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.argsort(-maxima, kind="stable")
+    ladder = np.append(maxima[order], 0.0 if nominal_max is None else nominal_max)
+    drops = (ladder[:-1] - ladder[1:]) / ladder[:-1]
+    big = np.flatnonzero(drops >= p)
+    keep_sorted = np.arange(maxima.size) <= (big[-1] if big.size else -1)
+    keep = np.empty(maxima.size, dtype=bool)
+    keep[order] = keep_sorted
+    return keep
+
+
+def evaluate_window(
+    e_s: npt.NDArray[np.float32],
+    values: npt.NDArray[np.float32],
+    prior_flagged: npt.NDArray[np.bool_],
+    new_start: int,
+    config: ThresholdSettings,
+) -> WindowResult:
+    """Judge one window: both passes, the scale check, buffering, pruning and scores.
+
+    Args:
+        e_s: smoothed errors of the window ``[m]``.
+        values: true values of the same points ``[m]``.
+        prior_flagged: bool ``[m]``, points earlier windows flagged (excluded from the
+            nominal maximum used by pruning).
+        new_start: offset of the window's new region; points before it are never flagged.
+        config: threshold settings.
+    """
+    e = np.asarray(e_s, dtype=np.float64)
+    m = e.size
+    mean, std = float(e.mean()), float(e.std())
+    scale = mean + std if mean + std > 0 else 1.0
+    low, high = np.percentile(np.asarray(values, dtype=np.float64), [5, 95])
+    min_error = config.relative_error_scale * (high - low)
+    active = error_scale_ok(e_s, values, config)
+    flagged = np.zeros(m, dtype=bool)
+    scores = np.full(m, -np.inf)
+    point_scores = np.full(m, -np.inf)
+    shown: list[float] = []
+    for series in (e, 2.0 * mean - e):
+        epsilon = find_epsilon(series, config)
+        shown.append(mean + config.z_max * std if epsilon is None else epsilon)
+        point_scores = np.maximum(point_scores, (series - shown[-1]) / scale)
+        if epsilon is None or not active:
+            continue
+        above = (series >= epsilon) & (series > min_error)
+        if not above.any():
+            continue
+        spread = buffer_mask(above, config.error_buffer)
+        runs = mask_to_runs(spread)
+        maxima = run_maxima(series, runs)
+        nominal = ~spread & ~np.asarray(prior_flagged, dtype=bool)
+        nominal_max = float(series[nominal].max()) if nominal.any() else None
+        keep = prune_sequences(maxima, nominal_max, config.p)
+        run_of = np.cumsum(np.diff(spread.astype(np.int8), prepend=0) == 1) - 1
+        run_of = np.where(spread, run_of, 0)
+        kept = spread & keep[run_of]
+        flagged |= kept
+        scores = np.where(kept, np.maximum(scores, ((maxima - epsilon) / scale)[run_of]), scores)
+    flagged[:new_start] = False
+    scores[~flagged] = -np.inf
+    return WindowResult(
+        epsilon=shown[0],
+        epsilon_inverted=shown[1],
+        flagged=flagged,
+        scores=scores.astype(np.float32),
+        point_scores=point_scores.astype(np.float32),
+    )
+
+
+def runs_to_sequences(
+    flagged: npt.NDArray[np.bool_], scores: npt.NDArray[np.floating], offset: int = 0
+) -> list[AnomalySequence]:
+    """Group flagged points ``[n]`` into sequences scored by the max of ``scores`` ``[n]`` in each.
+
+    ``offset`` is added to the indices (for a segment of a longer series).
+    """
+    runs = mask_to_runs(flagged)
+    maxima = run_maxima(scores, runs)
+    return [
+        AnomalySequence(start=int(s) + offset, end=int(t) + offset, score=float(np.float32(x)))
+        for (s, t), x in zip(runs, maxima, strict=True)
+    ]
+
+
+def detect(errors: npt.ArrayLike, values: npt.ArrayLike, config: ThresholdSettings) -> DetectionResult:
+    """Anomalous sequences of a series of prediction errors, with Telemanom's threshold.
+
+    Args:
+        errors: raw prediction errors ``y_hat - y``, ``[n]``.
+        values: true values ``y`` at the same indices, ``[n]`` (for the error-scale check).
+        config: threshold settings.
+
+    Raises:
+        DataError: the arrays are empty, not 1-D, of different lengths or not finite.
+    """
+    err = as_series(errors, "errors")
+    vals = as_series(values, "values")
+    if err.size == 0:
+        raise DataError("errors is empty: need at least one prediction error")
+    if err.size != vals.size:
+        raise DataError(f"errors and values differ in length: {err.size} != {vals.size}")
+    n = err.size
+    e_s = smooth_errors(err, config)
+    flagged = np.zeros(n, dtype=bool)
+    scores = np.full(n, -np.inf, dtype=np.float32)
+    threshold = np.empty(n, dtype=np.float32)
+    point_scores = np.empty(n, dtype=np.float32)
+    bounds = window_bounds(n, config.batch_size, config.window_size)
+    for start, new, end in bounds:
+        result = evaluate_window(e_s[start:end], vals[start:end], flagged[start:end], int(new - start), config)
+        flagged[new:end] = result.flagged[new - start :]
+        scores[new:end] = result.scores[new - start :]
+        threshold[new:end] = result.epsilon
+        point_scores[new:end] = result.point_scores[new - start :]
+    sequences = tuple(runs_to_sequences(flagged, scores))
+    logger.debug("threshold: %d points, %d windows, %d sequences", n, len(bounds), len(sequences))
+    return DetectionResult(sequences=sequences, smoothed_errors=e_s, threshold=threshold, point_scores=point_scores)
+
+
+def find_anomalies(errors: npt.ArrayLike, values: npt.ArrayLike, config: ThresholdSettings) -> list[AnomalySequence]:
+    """The anomalous sequences of ``detect(errors, values, config)``."""
+    return list(detect(errors, values, config).sequences)
