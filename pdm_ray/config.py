@@ -420,6 +420,37 @@ class RaySettings(_Section):
     num_cpus: int | None = Field(None, gt=0)
 
 
+class ActorsSettings(_Section):
+    """Per-sensor actors (``actors/``) and their durable state under ``home/sensors/<id>/``.
+
+    Each actor keeps the last ``buffer_size`` readings (at least ``windows.l_s`` for scoring),
+    logs every accepted batch to its write-ahead log (``fsync``: flushed to disk before the
+    ack) and snapshots its state every ``snapshot_every`` batches. Quality is assessed every
+    ``quality_every`` batches over the last ``quality_window`` readings; the first
+    ``drift_reference_size`` readings become the drift reference until ``reset_reference``.
+    Without a model for its sensor an actor asks again after ``model_retry_s`` seconds.
+    ``max_restarts`` -1 restarts an actor forever.
+    """
+
+    buffer_size: int = Field(10_000, gt=0)
+    snapshot_every: int = Field(100, gt=0)
+    fsync: bool = True
+    max_batch_readings: int = Field(100_000, gt=0)
+    recent_events: int = Field(100, ge=0)
+    quality_every: int = Field(10, gt=0)
+    quality_window: int = Field(2_000, ge=3)
+    drift_reference_size: int = Field(2_000, gt=0)
+    model_retry_s: float = Field(30.0, ge=0)
+    max_restarts: int = Field(-1, ge=-1)
+
+    @model_validator(mode="after")
+    def _fit_in_buffer(self) -> ActorsSettings:
+        for name in ("quality_window", "drift_reference_size"):
+            if getattr(self, name) > self.buffer_size:
+                raise ValueError(f"{name} ({getattr(self, name)}) must not exceed buffer_size ({self.buffer_size})")
+        return self
+
+
 class ServeSettings(_Section):
     """Ray Serve HTTP API."""
 
@@ -450,6 +481,7 @@ class Settings(_Section):
     drift: DriftSettings = DriftSettings()
     retraining: RetrainingSettings = RetrainingSettings()
     ray: RaySettings = RaySettings()
+    actors: ActorsSettings = ActorsSettings()
     serve: ServeSettings = ServeSettings()
 
     @property
