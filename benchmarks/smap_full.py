@@ -1,0 +1,82 @@
+"""Run the Telemanom benchmark over a whole Telemanom-layout directory without Ray.
+
+The same per-channel core as ``pdm-ray benchmark`` (``pdm_ray.benchmark.run_channel``), fanned
+out over a local process pool instead of Ray tasks. It exists for machines that have the
+model stack but no Ray, such as a lent GPU box; on a Ray machine use ``pdm-ray benchmark``.
+
+    python benchmarks/smap_full.py --data ../shared/data/nasa_smap --model ensemble --out out/smap --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from datetime import UTC, datetime
+
+
+def _one(data_dir: str, chan_id: str, model: str, settings_json: str) -> list:
+    from pdm_ray.benchmark.channel import run_channel
+    from pdm_ray.config import Settings
+    from pdm_ray.data.channels import load_channel
+
+    settings = Settings.model_validate_json(settings_json)
+    return list(run_channel(load_channel(data_dir, chan_id), settings, model).results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--model", default="ensemble", choices=["lstm", "transformer", "ensemble"])
+    parser.add_argument("--out", default="out/smap")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--channels", default=None)
+    parser.add_argument("--config", default=None)
+    args = parser.parse_args()
+
+    from pdm_ray.benchmark.results import write_results
+    from pdm_ray.config import load_settings
+    from pdm_ray.data.channels import list_channels
+
+    settings = load_settings(args.config)
+    channels = args.channels.split(",") if args.channels else list_channels(args.data)
+    start = time.perf_counter()
+    results = []
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_one, args.data, c, args.model, settings.model_dump_json()): c for c in channels}
+        for n, fut in enumerate(as_completed(futures), 1):
+            rows = fut.result()
+            results.extend(rows)
+            done = ", ".join(
+                f"{r.model} tp={getattr(r.counts, 'tp', '-')} fp={getattr(r.counts, 'fp', '-')}" for r in rows
+            )
+            print(f"[{n}/{len(channels)}] {futures[fut]} {time.perf_counter() - start:.0f}s {done}", flush=True)
+    wall = time.perf_counter() - start
+    meta = {
+        "data": args.data,
+        "model": args.model,
+        "channels": len(channels),
+        "workers": args.workers,
+        "wall_seconds": round(wall, 1),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus; jax devices: {_devices()}",
+    }
+    out = write_results(sorted(results, key=lambda r: (r.model, r.chan_id)), args.out, meta)
+    summary = json.loads((out / "summary.json").read_text())
+    for model, s in summary["models"].items():
+        print(model, json.dumps(s["total"]))
+    print(f"wall {wall:.1f}s -> {out}")
+
+
+def _devices() -> str:
+    import jax
+
+    return ", ".join(str(d) for d in jax.devices())
+
+
+if __name__ == "__main__":
+    main()
