@@ -7,6 +7,7 @@ evaluate JavaScript in it and save a screenshot.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import shutil
 import socket
@@ -116,10 +117,8 @@ class Chromium:
         return out
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self._ws.close()
-        except Exception:
-            pass
         self._proc.terminate()
         try:
             self._proc.wait(timeout=10)
