@@ -451,15 +451,51 @@ class ActorsSettings(_Section):
         return self
 
 
+class ServeAutoscalingSettings(_Section):
+    """Serve autoscaling of the model deployment (replicas follow ongoing requests)."""
+
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(2, gt=0)
+    target_ongoing_requests: float = Field(16.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ServeAutoscalingSettings:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(f"max_replicas ({self.max_replicas}) must be >= min_replicas ({self.min_replicas})")
+        return self
+
+
 class ServeSettings(_Section):
-    """Ray Serve HTTP API."""
+    """Ray Serve HTTP API (``serve_apps``).
+
+    Binds to loopback unless ``host`` says otherwise. ``auth_token`` (or env
+    ``PDM_SERVE__AUTH_TOKEN``) turns on bearer-token auth for every route but ``/healthz``.
+    Each ingress replica caches a sensor's production version for ``version_ttl_s``
+    seconds (``POST /v1/models/reload`` forgets it at once); a sensor with several
+    registered kinds is served by the first of ``model_kinds`` that has a production
+    version. The model deployment keeps ``max_models_per_replica`` models per replica and
+    batches up to ``batch_max_size`` requests of one model, waiting at most
+    ``batch_wait_timeout_s``; ``model_autoscaling`` (when set) replaces ``model_replicas``.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(8000, gt=0, lt=65536)
     auth_token: str | None = None
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    max_window_points: int = Field(100_000, gt=0)
+    max_bulk_windows: int = Field(256, gt=0)
     max_models_per_replica: int = Field(8, gt=0)
+    model_kinds: list[Literal["lstm", "transformer"]] = Field(
+        default_factory=lambda: ["lstm", "transformer"], min_length=1
+    )
+    version_ttl_s: float = Field(30.0, ge=0)
+    ingress_replicas: int = Field(1, gt=0)
     model_replicas: int = Field(1, gt=0)
+    model_autoscaling: ServeAutoscalingSettings | None = None
+    max_ongoing_requests: int = Field(64, gt=0)
+    batch_max_size: int = Field(16, gt=0)
+    batch_wait_timeout_s: float = Field(0.002, ge=0)
+    fleet_actor: str = "fleet"
 
 
 class Settings(_Section):
