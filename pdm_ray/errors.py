@@ -66,3 +66,7 @@ class DataQualityError(DataError):
     def __init__(self, message: str, report: QualityReport) -> None:
         super().__init__(message)
         self.report = report
+
+
+class RetrainingError(PdmError):
+    """A retraining-policy transition or history update is invalid (no retrain in flight, unknown record)."""
