@@ -1,0 +1,113 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pdm_ray.errors import InvalidChannelError
+from pdm_ray.streaming.batch import Batch
+from pdm_ray.streaming.sensor import SensorStream, StreamSettings
+from pdm_ray.streaming.store import SensorStore, list_sensor_dirs, sensor_dir
+
+from .conftest import make_batches, persistence
+
+
+def ingest(stream: SensorStream, store: SensorStore, batch: Batch, score: bool = True) -> None:
+    """What the actor does with one batch: admit, log, apply, score, log, checkpoint."""
+    admitted = stream.admit(batch)
+    if admitted is None:
+        return
+    store.log_batch(admitted)
+    request = stream.apply(admitted)
+    if request is not None and score:
+        preds = stream.check_predictions(request, persistence(request.window))
+        store.log_predictions(admitted.seq, preds)
+        stream.apply_predictions(request, preds)
+    if stream.batches_since_snapshot >= stream.settings.actors.snapshot_every:
+        store.checkpoint(stream)
+
+
+def reference(settings: StreamSettings, batches: list[Batch]) -> SensorStream:
+    stream = SensorStream("A-2", settings)
+    for batch in batches:
+        admitted = stream.admit(batch)
+        request = stream.apply(admitted)
+        if request is not None:
+            stream.apply_predictions(request, stream.check_predictions(request, persistence(request.window)))
+    return stream
+
+
+def test_sensor_dirs(tmp_path: Path) -> None:
+    assert sensor_dir(tmp_path, "A-2") == tmp_path / "sensors" / "A-2"
+    with pytest.raises(InvalidChannelError):
+        sensor_dir(tmp_path, "../etc")
+    assert list_sensor_dirs(tmp_path) == []
+    SensorStore(sensor_dir(tmp_path, "B-1"))
+    SensorStore(sensor_dir(tmp_path, "A-2"))
+    assert list_sensor_dirs(tmp_path) == ["A-2", "B-1"]
+
+
+def test_recovery_from_snapshot_plus_wal_equals_the_uncrashed_state(tmp_path: Path, settings: StreamSettings) -> None:
+    everything = make_batches(260, [13, 7, 21], spike_at=150)
+    batches = everything[:18]  # snapshot every 4 batches: the last covers seq 15
+    stream, store = SensorStream("A-2", settings), SensorStore(tmp_path)
+    store.recover(stream)
+    for batch in batches:
+        ingest(stream, store, batch)
+    store.close()  # the process dies here; nothing else is flushed
+
+    restored, store = SensorStream("A-2", settings), SensorStore(tmp_path)
+    report = store.recover(restored)
+    assert report.snapshot_seq == 15 and report.replayed == 2 and report.rescored == 2 and report.pending is None
+    expected = reference(settings, batches)
+    assert restored.digest() == expected.digest()
+    assert restored.recent(100) == expected.recent(100) and expected.recent(100)
+    # and it carries on as if nothing happened
+    for batch in everything[18:]:
+        ingest(restored, store, batch)
+    assert restored.digest() == reference(settings, everything).digest()
+
+
+def test_an_unscored_last_batch_comes_back_pending(tmp_path: Path, settings: StreamSettings) -> None:
+    batches = make_batches(60, [10])
+    stream, store = SensorStream("A-2", settings), SensorStore(tmp_path)
+    store.recover(stream)
+    for batch in batches[:-1]:
+        ingest(stream, store, batch)
+    ingest(stream, store, batches[-1], score=False)  # crash after the log, before the predictions
+    store.close()
+    restored = SensorStream("A-2", settings)
+    report = SensorStore(tmp_path).recover(restored)
+    assert report.pending is not None and report.pending.seq == 5 and report.pending.first_index == 50
+    restored.apply_predictions(
+        report.pending, restored.check_predictions(report.pending, persistence(report.pending.window))
+    )
+    assert restored.digest() == reference(settings, batches).digest()
+
+
+def test_a_torn_last_record_loses_only_the_unacked_batch(tmp_path: Path, settings: StreamSettings) -> None:
+    batches = make_batches(70, [10])
+    stream, store = SensorStream("A-2", settings), SensorStore(tmp_path)
+    store.recover(stream)
+    for batch in batches:
+        ingest(stream, store, batch, score=False)
+    store.close()
+    segment = store.wal.segments()[-1]
+    segment.write_bytes(segment.read_bytes()[:-9])  # the last batch was being written
+    restored = SensorStream("A-2", settings)
+    report = SensorStore(tmp_path).recover(restored)
+    assert restored.last_seq == 5 and report.replayed == 2
+    expected = SensorStream("A-2", settings)
+    for batch in batches[:-1]:
+        expected.apply(expected.admit(batch))
+    assert restored.digest() == expected.digest()
+
+
+def test_checkpoint_drops_the_covered_log(tmp_path: Path, settings: StreamSettings) -> None:
+    stream, store = SensorStream("A-2", settings), SensorStore(tmp_path)
+    store.recover(stream)
+    for batch in make_batches(40, [10]):
+        ingest(stream, store, batch, score=False)
+    assert store.snapshot_path.exists()
+    assert store.wal.segments() == [] and stream.batches_since_snapshot == 0
+    with np.load(store.snapshot_path, allow_pickle=False) as archive:
+        assert "ring/values" in archive.files and "__meta__" in archive.files
