@@ -1,0 +1,161 @@
+"""Connecting to MLflow and grouping runs: the tracking half of ``pdm_ray.tracking``.
+
+``connect`` is the one door to a tracking store. It fails fast with a ``TrackingError``
+that names the URI when an HTTP server does not answer, and it creates (or upgrades) an
+embedded SQLite store from the calling process *before* anything else touches it:
+MLflow's schema set-up is not safe for concurrent creators (several processes creating
+one fresh SQLite file crash with "duplicate column name"), so the driver does it once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from pdm_ray.config import Settings
+from pdm_ray.errors import TrackingError
+
+logger = logging.getLogger(__name__)
+
+#: Tag MLflow reads to nest a run under its parent in the UI and in searches.
+PARENT_RUN_TAG = "mlflow.parentRunId"
+
+RunOutcome = Literal["FINISHED", "FAILED", "KILLED"]
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """A reachable MLflow tracking store and the experiment runs go to.
+
+    Attributes:
+        uri: the tracking URI (``sqlite:///...``, ``http://...``, ``postgresql://...``).
+        experiment_id: id of the experiment named in ``TrackingSettings.experiment``.
+        client: a client bound to ``uri`` (also used as the registry).
+    """
+
+    uri: str
+    experiment_id: str
+    client: MlflowClient = field(repr=False, compare=False)
+
+
+@contextmanager
+def _fail_fast(timeout_s: float) -> Iterator[None]:
+    """No retries and a short timeout for HTTP requests made inside the block.
+
+    MLflow reads these variables per request; its defaults (7 retries with back-off, 120 s
+    timeout) would make a wrong URI hang for minutes before the first trial.
+    """
+    names = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(timeout_s)))}
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(names)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def connect(
+    uri: str,
+    experiment: str,
+    *,
+    artifact_location: str | None = None,
+    timeout_s: float = 5.0,
+) -> Tracking:
+    """Check that ``uri`` answers, set up its schema if it is a new SQLite file, get the experiment.
+
+    Args:
+        uri: MLflow tracking URI.
+        experiment: experiment name; created when missing.
+        artifact_location: where a newly created experiment stores artifacts (the embedded
+            store keeps them under ``PDM_HOME`` rather than MLflow's ``./mlruns`` default).
+        timeout_s: per-request timeout of the HTTP reachability check.
+
+    Raises:
+        TrackingError: the store is unreachable or refuses the request; the message names ``uri``.
+    """
+    db = _sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        with _fail_fast(timeout_s):
+            client.search_experiments(max_results=1)
+        found = client.get_experiment_by_name(experiment)
+        if found is not None:
+            experiment_id = found.experiment_id
+        else:
+            experiment_id = client.create_experiment(experiment, artifact_location=artifact_location)
+            logger.info("created MLflow experiment %r (%s) at %s", experiment, experiment_id, uri)
+    except (MlflowException, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrackingError(f"MLflow tracking URI {uri} is unreachable or refused the request: {first}") from exc
+    return Tracking(uri=uri, experiment_id=experiment_id, client=client)
+
+
+def embedded_artifact_location(settings: Settings) -> str | None:
+    """Artifact root for the embedded SQLite store (``<home>/mlartifacts``); None for a configured URI."""
+    if settings.tracking.uri:
+        return None
+    return (settings.home / "mlartifacts").resolve().as_uri()
+
+
+def connect_settings(settings: Settings, uri: str | None = None) -> Tracking:
+    """``connect`` with the tracking section of ``settings`` (``uri`` overrides ``settings.tracking_uri``)."""
+    return connect(
+        uri or settings.tracking_uri,
+        settings.tracking.experiment,
+        artifact_location=embedded_artifact_location(settings),
+        timeout_s=settings.tracking.connect_timeout_s,
+    )
+
+
+def start_parent_run(tracking: Tracking, name: str, tags: Mapping[str, str], params: Mapping[str, object]) -> str:
+    """Open the run that groups a sweep's trials; returns its run id.
+
+    Child runs carry ``{PARENT_RUN_TAG: <this id>}`` so the MLflow UI nests them.
+    """
+    run = tracking.client.create_run(tracking.experiment_id, run_name=name, tags=dict(tags))
+    for key, value in params.items():
+        tracking.client.log_param(run.info.run_id, key, value)
+    return run.info.run_id
+
+
+def end_run(tracking: Tracking, run_id: str, outcome: RunOutcome = "FINISHED") -> None:
+    """Close a run opened with ``start_parent_run``."""
+    tracking.client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.from_string(outcome)))
+
+
+def data_version_tags(data_dir: str | Path) -> dict[str, str]:
+    """Lineage tags for runs trained on ``data_dir``: ``data.dir`` and, when available, its version.
+
+    The version comes from ``pdm_ray.data.versioning.data_version`` (content hash + DVC
+    source); it is imported lazily so tracking works before versioning is set up.
+    """
+    tags = {"data.dir": str(Path(data_dir).resolve())}
+    try:
+        from pdm_ray.data.versioning import data_version
+    except ImportError:
+        return tags
+    version = data_version(data_dir)
+    tags["data.version"] = str(version.hash)
+    tags["data.source"] = str(version.source)
+    return tags

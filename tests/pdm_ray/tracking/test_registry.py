@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pdm_ray.config import Settings
+from pdm_ray.data.channels import Channel
+from pdm_ray.data.normalize import Normalizer
+from pdm_ray.data.windows import make_windows
+from pdm_ray.errors import ConfigError, InvalidChannelError, RegistryError, UnknownSensorError
+from pdm_ray.models import TrainedModel
+from pdm_ray.models.training import persistence_mse
+from pdm_ray.tracking.pyfunc import forecast
+from pdm_ray.tracking.registry import (
+    HISTORY_TAG,
+    decide,
+    event_f1,
+    list_versions,
+    model_name,
+    promote,
+    register_version,
+    rollback,
+    validation_mse,
+    validation_windows,
+)
+from pdm_ray.tracking.runs import Tracking, connect
+
+from .conftest import L_S, N_PRED
+
+NAME = "pdm-S-1-lstm"
+
+
+def test_model_name_validates_channel_and_kind() -> None:
+    assert model_name("A-2", "lstm") == "pdm-A-2-lstm"
+    assert model_name("T-1", "transformer") == "pdm-T-1-transformer"
+    with pytest.raises(InvalidChannelError):
+        model_name("../etc", "lstm")
+    with pytest.raises(ConfigError, match="model kind"):
+        model_name("A-2", "arima")
+
+
+@pytest.mark.parametrize(
+    ("cand", "prod", "margin", "promoted", "fragment"),
+    [
+        (0.5, None, 0.0, True, "no production version"),
+        (0.8, 1.0, 0.1, True, "0.8 < (1 - 0.1) x production 1 = 0.9"),
+        (0.9, 1.0, 0.1, False, "is not below"),  # equal to the limit is not better
+        (1.0, 1.0, 0.0, False, "is not below"),
+        (1.2, 1.0, 0.0, False, "is not below"),
+        (float("nan"), None, 0.0, False, "not finite"),
+    ],
+)
+def test_decide_hand_cases(cand: float, prod: float | None, margin: float, promoted: bool, fragment: str) -> None:
+    ok, reason = decide(cand, prod, margin)
+    assert ok is promoted
+    assert fragment in reason
+
+
+def test_decide_needs_f1_not_worse_when_both_are_known() -> None:
+    assert decide(0.5, 1.0, 0.0, candidate_f1=0.4, production_f1=0.6) == (
+        False,
+        "validation MSE improved but event F1 0.400 < production 0.600",
+    )
+    ok, reason = decide(0.5, 1.0, 0.0, candidate_f1=0.6, production_f1=0.6)
+    assert ok and "event F1 0.600 >= 0.600" in reason
+
+
+@given(
+    cand=st.floats(0, 10, allow_nan=False),
+    prod=st.floats(1e-6, 10),
+    m1=st.floats(0, 0.99),
+    m2=st.floats(0, 0.99),
+)
+def test_decide_a_larger_margin_never_promotes_more(cand: float, prod: float, m1: float, m2: float) -> None:
+    low, high = sorted((m1, m2))
+    if decide(cand, prod, high)[0]:
+        assert decide(cand, prod, low)[0]
+    assert decide(cand, prod, low)[0] == (cand < (1 - low) * prod)
+
+
+def test_validation_windows_are_the_split_training_held_out(good_model: TrainedModel, channel: Channel) -> None:
+    norm = Normalizer.from_dict(good_model.normalizer)
+    x_all, _ = make_windows(channel.train, L_S, N_PRED)
+    x_val, y_val = validation_windows(norm.transform(channel.train), L_S, N_PRED, 0.2)
+    assert len(x_val) == round(len(x_all) * 0.2)
+    # Training computed its persistence baseline on exactly these windows.
+    assert persistence_mse(x_val, y_val) == pytest.approx(good_model.naive_val_loss, rel=1e-6)
+    # The gate's MSE is in original units: training's val_loss times the scale squared.
+    raw_x, raw_y = validation_windows(channel.train, L_S, N_PRED, 0.2)
+    assert validation_mse(good_model, raw_x, raw_y) == pytest.approx(good_model.val_loss * norm.scale[0] ** 2, rel=1e-3)
+
+
+def _register(tracking: Tracking, model: TrainedModel, label: str) -> str:
+    run = tracking.client.create_run(tracking.experiment_id, run_name=label)
+    return register_version(tracking, run.info.run_id, model, "S-1", {"pdm.label": label}).version
+
+
+def _aliases(tracking: Tracking) -> dict[str, str]:
+    return {alias: str(v) for alias, v in tracking.client.get_registered_model(NAME).aliases.items()}
+
+
+def test_lifecycle_promote_reject_rollback(
+    mlflow_uri: str, channel: Channel, good_model: TrainedModel, bad_model: TrainedModel
+) -> None:
+    tracking = connect(mlflow_uri, "pdm-ray")
+    settings = Settings(tracking={"promotion_margin": 0.05})
+
+    v1 = _register(tracking, bad_model, "bad")
+    assert _aliases(tracking) == {"staging": v1}
+    first = promote(tracking, channel, "lstm", settings)
+    assert first.promoted and first.production is None and "no production version" in first.reason
+    assert _aliases(tracking) == {"production": v1}
+
+    v2 = _register(tracking, good_model, "good")
+    better = promote(tracking, channel, "lstm", settings)
+    assert better.promoted and better.candidate == v2 and better.production == v1
+    assert better.candidate_mse < 0.95 * better.production_mse
+    assert _aliases(tracking) == {"production": v2, "archived": v1}
+    tags = tracking.client.get_model_version(NAME, v2).tags
+    assert tags["pdm.gate.decision"] == "promoted"
+    assert float(tags["pdm.gate.candidate_val_mse"]) == pytest.approx(better.candidate_mse)
+    assert float(tags["pdm.gate.production_val_mse"]) == pytest.approx(better.production_mse)
+    assert tags["pdm.gate.production_version"] == v1 and tags["pdm.previous_production"] == v1
+    assert tracking.client.get_model_version(NAME, v1).tags["pdm.status"] == "archived"
+
+    v3 = _register(tracking, bad_model, "bad again")
+    worse = promote(tracking, channel, "lstm", settings)
+    assert not worse.promoted and worse.production == v2
+    assert _aliases(tracking) == {"production": v2, "archived": v1, "staging": v3}
+    tags = tracking.client.get_model_version(NAME, v3).tags
+    assert tags["pdm.gate.decision"] == "rejected" and tags["pdm.status"] == "staging"
+    assert "is not below (1 - 0.05) x production" in tags["pdm.gate.reason"]
+    assert float(tags["pdm.gate.candidate_val_mse"]) > float(tags["pdm.gate.production_val_mse"])
+
+    done = rollback(tracking, "S-1", "lstm", "alarm storm after deploy")
+    assert (done.from_version, done.to_version) == (v2, v1)
+    assert _aliases(tracking) == {"production": v1, "archived": v2, "staging": v3}
+    tags = tracking.client.get_model_version(NAME, v2).tags
+    assert tags["pdm.status"] == "rolled_back" and tags["pdm.rollback.reason"] == "alarm storm after deploy"
+    assert json.loads(tracking.client.get_registered_model(NAME).tags[HISTORY_TAG]) == [v1]
+    with pytest.raises(RegistryError, match="no earlier production version"):
+        rollback(tracking, "S-1", "lstm", "again")
+
+    listed = list_versions(tracking, "S-1", "lstm")
+    assert [v.version for v in listed] == [v3, v2, v1]
+    assert [v.status for v in listed] == ["staging", "rolled_back", "production"]
+
+
+def test_promote_and_rollback_errors(mlflow_uri: str, channel: Channel, good_model: TrainedModel) -> None:
+    tracking = connect(mlflow_uri, "pdm-ray")
+    settings = Settings()
+    with pytest.raises(UnknownSensorError, match=NAME):
+        promote(tracking, channel, "lstm", settings)
+    with pytest.raises(UnknownSensorError, match=NAME):
+        rollback(tracking, "S-1", "lstm", "why")
+    v1 = _register(tracking, good_model, "only")
+    promote(tracking, channel, "lstm", settings)
+    with pytest.raises(RegistryError, match="no staging version"):
+        promote(tracking, channel, "lstm", settings)
+    with pytest.raises(RegistryError, match="already is production"):
+        promote(tracking, channel, "lstm", settings, version=v1)
+    with pytest.raises(RegistryError, match="needs a reason"):
+        rollback(tracking, "S-1", "lstm", "  ")
+    other = replace(good_model, spec=replace(good_model.spec, l_s=L_S // 2))  # the LSTM reads any length
+    _register(tracking, other, "other windows")
+    with pytest.raises(RegistryError, match="different windows"):
+        promote(tracking, channel, "lstm", settings)
+
+
+def test_production_alias_loads_in_a_fresh_process(mlflow_uri: str, channel: Channel, good_model: TrainedModel) -> None:
+    tracking = connect(mlflow_uri, "pdm-ray")
+    _register(tracking, good_model, "serve me")
+    promote(tracking, channel, "lstm", Settings())
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import mlflow.pyfunc, numpy as np
+        model = mlflow.pyfunc.load_model("models:/{NAME}@production")
+        series = np.asarray(json.load(sys.stdin), dtype=np.float32)
+        json.dump(model.predict(series).tolist(), sys.stdout)
+        """
+    )
+    series = channel.test[:60]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(series.tolist()),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=300,
+    )
+    np.testing.assert_allclose(np.asarray(json.loads(out.stdout)), forecast(good_model, series), rtol=1e-5)
+
+
+def test_gate_scores_event_f1_when_the_channel_has_labels(
+    mlflow_uri: str, channel: Channel, good_model: TrainedModel
+) -> None:
+    test = channel.test.copy()
+    test[120:130, 0] += 25.0  # a labelled burst far outside anything seen in train
+    labelled = Channel("S-1", "SYN", channel.train, test, anomalies=((120, 129),), classes=("point",))
+    tracking = connect(mlflow_uri, "pdm-ray")
+    _register(tracking, good_model, "labelled")
+    decision = promote(tracking, labelled, "lstm", Settings())
+    assert decision.candidate_f1 is not None and 0.0 <= decision.candidate_f1 <= 1.0
+    assert decision.candidate_f1 == event_f1(good_model, labelled, Settings())
+    tags = tracking.client.get_model_version(NAME, decision.candidate).tags
+    assert float(tags["pdm.gate.candidate_event_f1"]) == decision.candidate_f1
+    assert event_f1(good_model, channel, Settings()) is None  # no labels, no F1
