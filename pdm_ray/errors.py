@@ -70,3 +70,7 @@ class DataQualityError(DataError):
 
 class RetrainingError(PdmError):
     """A retraining-policy transition or history update is invalid (no retrain in flight, unknown record)."""
+
+
+class SweepError(PdmError):
+    """A hyper-parameter sweep produced no usable trial (every trial of every channel failed)."""
