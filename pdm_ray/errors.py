@@ -74,3 +74,7 @@ class RetrainingError(PdmError):
 
 class SweepError(PdmError):
     """A hyper-parameter sweep produced no usable trial (every trial of every channel failed)."""
+
+
+class FleetUnavailableError(PdmError):
+    """No Fleet actor is running where one was expected (e.g. ``pdm-ray fleet status`` without a cluster)."""
