@@ -175,6 +175,26 @@ class TrainSettings(_Section):
     seed: int = 0
 
 
+class SpotSettings(_Section):
+    """SPOT, the peaks-over-threshold detector (Siffer et al., KDD 2017).
+
+    ``level`` is the calibration quantile above which values are peaks, ``risk`` the
+    probability ``q`` of the alarm threshold; at least ``min_peaks`` peaks are needed to fit
+    the generalized Pareto tail, and only the latest ``max_peaks`` are kept for refits.
+    """
+
+    level: float = Field(0.98, gt=0, lt=1)
+    risk: float = Field(1e-4, gt=0, lt=1)
+    min_peaks: int = Field(10, ge=3)
+    max_peaks: int = Field(5000, ge=3)
+
+    @model_validator(mode="after")
+    def _peaks_ordered(self) -> SpotSettings:
+        if self.max_peaks < self.min_peaks:
+            raise ValueError(f"max_peaks ({self.max_peaks}) must be >= min_peaks ({self.min_peaks})")
+        return self
+
+
 class ThresholdSettings(_Section):
     """Nonparametric dynamic threshold (Hundman et al. 2018, arXiv:1802.04431).
 
@@ -186,6 +206,7 @@ class ThresholdSettings(_Section):
     ``max_anomalous_fraction`` of the window (the reference implementation's guard rails).
     The first ``warmup`` smoothed errors, where the EWMA has little history, are replaced by
     the mean of the first ``2 * warmup`` (Telemanom does this over its first ``l_s = 250``).
+    ``spot`` configures the extreme-value alternative (``pdm_ray.detection.spot``).
     """
 
     batch_size: int = Field(70, gt=0)
@@ -201,6 +222,7 @@ class ThresholdSettings(_Section):
     max_sequences: int = Field(5, gt=0)
     max_anomalous_fraction: float = Field(0.5, gt=0, le=1)
     warmup: int = Field(250, ge=0)
+    spot: SpotSettings = SpotSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> ThresholdSettings:
@@ -476,6 +498,7 @@ class ServeSettings(_Section):
     version. The model deployment keeps ``max_models_per_replica`` models per replica and
     batches up to ``batch_max_size`` requests of one model, waiting at most
     ``batch_wait_timeout_s``; ``model_autoscaling`` (when set) replaces ``model_replicas``.
+    Each replica reserves ``replica_num_cpus`` CPUs.
     """
 
     host: str = "127.0.0.1"
@@ -493,6 +516,7 @@ class ServeSettings(_Section):
     model_replicas: int = Field(1, gt=0)
     model_autoscaling: ServeAutoscalingSettings | None = None
     max_ongoing_requests: int = Field(64, gt=0)
+    replica_num_cpus: float = Field(0.5, ge=0)
     batch_max_size: int = Field(16, gt=0)
     batch_wait_timeout_s: float = Field(0.002, ge=0)
     fleet_actor: str = "fleet"

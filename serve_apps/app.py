@@ -1,0 +1,144 @@
+"""The Serve application: the ``Api`` ingress in front of the ``SensorModels`` deployment.
+
+``serve run configs/serve.yaml`` imports ``serve_apps.app:build_app``; ``pdm-ray serve``
+calls ``application(settings)``. The ingress builds the FastAPI app of ``serve_apps.api``
+at replica start (``__serve_build_asgi_app__``), resolves each sensor's production version
+(TTL cache, ``serve.version_ttl_s``; ``POST /v1/models/reload`` forgets it at once), and
+calls ``SensorModels`` through a ``DeploymentHandle`` with
+``options(multiplexed_model_id="<name>/<version>")``. The model id travels on the handle,
+not in the ``serve_multiplexed_model_id`` HTTP header, so HAProxy mode (which drops that
+header) does not matter. Readings and status go to the Fleet actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import serve
+from ray.exceptions import RayActorError
+from ray.serve import Application
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+from ray.serve.handle import DeploymentHandle
+
+from pdm_ray.config import Settings, load_settings
+from pdm_ray.tracking.runs import connect_settings
+from serve_apps.api import create_app
+from serve_apps.errors import ApiError
+from serve_apps.metrics import ApiMetrics
+from serve_apps.model_server import SensorModels
+from serve_apps.scoring import WindowForecast, WindowInput, WindowScores
+from serve_apps.versions import registry_versions
+
+logger = logging.getLogger(__name__)
+
+
+class HandleModels:
+    """``serve_apps.api.Models`` over the model deployment's handle."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self._handle = handle
+
+    async def _call(self, method: str, model_id: str, window: WindowInput) -> Any:
+        try:
+            return await getattr(self._handle.options(multiplexed_model_id=model_id), method).remote(window)
+        except (BackPressureError, DeploymentUnavailableError) as exc:
+            raise ApiError(503, "overloaded", f"model deployment cannot take the request now: {exc}") from exc
+
+    async def detect(self, model_id: str, window: WindowInput) -> WindowScores:
+        return await self._call("detect", model_id, window)
+
+    async def forecast(self, model_id: str, window: WindowInput) -> WindowForecast:
+        return await self._call("forecast", model_id, window)
+
+
+class ActorFleet:
+    """``serve_apps.api.Fleet`` over the named Fleet actor (looked up lazily, re-looked-up after a crash)."""
+
+    def __init__(self, name: str, namespace: str) -> None:
+        self._name = name
+        self._namespace = namespace
+        self._actor: Any = None
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        if self._actor is None:
+            try:
+                self._actor = await asyncio.to_thread(ray.get_actor, self._name, namespace=self._namespace)
+            except ValueError:
+                detail = f"the Fleet actor {self._name!r} is not running in namespace {self._namespace!r}"
+                raise ApiError(503, "fleet_unavailable", detail) from None
+        try:
+            return await getattr(self._actor, method).remote(*args)
+        except RayActorError as exc:
+            self._actor = None
+            raise ApiError(503, "fleet_unavailable", f"the Fleet actor failed: {type(exc).__name__}") from exc
+
+    async def ingest(self, sensor_id: str, batch: dict[str, Any]) -> Any:
+        return await self._call("ingest", sensor_id, batch)
+
+    async def status(self, sensor_id: str) -> Any:
+        return await self._call("status", sensor_id)
+
+    async def list_sensors(self) -> Any:
+        return await self._call("list_sensors")
+
+
+@serve.deployment(name="Api")
+@serve.ingress()
+class Api:
+    """The HTTP ingress. Args: the ``SensorModels`` handle and ``Settings`` as plain data."""
+
+    def __init__(self, models: DeploymentHandle, settings: dict[str, Any]) -> None:
+        self._settings = Settings.model_validate(settings)
+        cfg = self._settings.serve
+        versions = registry_versions(connect_settings(self._settings), cfg)
+        fleet = ActorFleet(cfg.fleet_actor, self._settings.ray.namespace)
+        self._app = create_app(HandleModels(models), versions, cfg, fleet, ApiMetrics())
+
+    def __serve_build_asgi_app__(self) -> Any:
+        return self._app
+
+    def check_health(self) -> None:
+        """Serve's periodic probe: the app was built (a failed constructor never gets here)."""
+        if self._app is None:
+            raise RuntimeError("the API app was not built")
+
+
+def _replica_options(settings: Settings, replicas: int) -> dict[str, Any]:
+    cfg = settings.serve
+    return {
+        "num_replicas": replicas,
+        "max_ongoing_requests": cfg.max_ongoing_requests,
+        "ray_actor_options": {"num_cpus": cfg.replica_num_cpus},
+    }
+
+
+def application(settings: Settings) -> Application:
+    """The bound application: ``Api`` (``serve.ingress_replicas``) -> ``SensorModels``.
+
+    ``serve.model_autoscaling`` (when set) replaces the fixed ``serve.model_replicas``.
+    """
+    cfg = settings.serve
+    plain = settings.model_dump(mode="json")
+    model_options = _replica_options(settings, cfg.model_replicas)
+    if cfg.model_autoscaling is not None:
+        model_options["num_replicas"] = "auto"
+        model_options["autoscaling_config"] = cfg.model_autoscaling.model_dump()
+    models = SensorModels.options(**model_options).bind(plain)
+    return Api.options(**_replica_options(settings, cfg.ingress_replicas)).bind(models, plain)
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    """Serve's application builder (``import_path: serve_apps.app:build_app``).
+
+    Args:
+        args: ``{"config": "<yaml file>"}`` (optional; default ``configs/default.yaml``),
+            resolved against the working directory, plus ``PDM_*`` environment overrides.
+    """
+    config = args.get("config")
+    settings = load_settings(Path(config) if config else None)
+    logger.info("serve app: tracking %s, %d model replica(s)", settings.tracking_uri, settings.serve.model_replicas)
+    return application(settings)
