@@ -20,10 +20,12 @@ counts ``n`` and ``N_t`` stay exact), which bounds the state.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import ValidationError
 from scipy.stats import genpareto
 
 from pdm_ray.config import SpotSettings
@@ -136,3 +138,44 @@ def update_spot(state: SpotState, scores: npt.ArrayLike) -> tuple[SpotState, npt
         threshold=gpd_quantile(t, gamma, sigma, state.config.risk, n, n_peaks),
     )
     return next_state, alarms
+
+
+SPOT_SCALARS = ("initial_threshold", "n", "n_peaks", "gamma", "sigma", "threshold")
+
+
+def spot_to_arrays(state: SpotState) -> dict[str, npt.NDArray]:
+    """The state as named npy-compatible arrays (0-d for scalars, JSON for the config); no pickling."""
+    arrays: dict[str, npt.NDArray] = {"config": np.array(state.config.model_dump_json()), "peaks": state.peaks}
+    for name in SPOT_SCALARS:
+        arrays[name] = np.array(getattr(state, name))
+    return arrays
+
+
+def spot_from_arrays(arrays: dict[str, npt.ArrayLike]) -> SpotState:
+    """Rebuild a state from ``spot_to_arrays`` output (e.g. an ``np.load``-ed npz).
+
+    Raises:
+        DataError: a key is missing or unknown, the config is invalid, or the peaks are not 1-D.
+    """
+    expected = {"config", "peaks", *SPOT_SCALARS}
+    if set(arrays) != expected:
+        raise DataError(
+            f"SPOT state keys: missing {sorted(expected - set(arrays))}, unknown {sorted(set(arrays) - expected)}"
+        )
+    try:
+        config = SpotSettings.model_validate(json.loads(str(np.asarray(arrays["config"]))))
+    except (ValidationError, json.JSONDecodeError) as exc:
+        raise DataError(f"SPOT state: invalid config: {exc}") from None
+    peaks = np.asarray(arrays["peaks"], dtype=np.float64)
+    if peaks.ndim != 1 or peaks.size > config.max_peaks:
+        raise DataError(f"SPOT state: peaks have shape {peaks.shape}, expected 1-D of at most {config.max_peaks}")
+    return SpotState(
+        config=config,
+        initial_threshold=float(np.asarray(arrays["initial_threshold"])),
+        peaks=peaks,
+        n=int(np.asarray(arrays["n"])),
+        n_peaks=int(np.asarray(arrays["n_peaks"])),
+        gamma=float(np.asarray(arrays["gamma"])),
+        sigma=float(np.asarray(arrays["sigma"])),
+        threshold=float(np.asarray(arrays["threshold"])),
+    )

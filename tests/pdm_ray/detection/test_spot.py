@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pdm_ray.config import SpotSettings
-from pdm_ray.detection.spot import fit_spot, fit_tail, gpd_quantile, update_spot
+from pdm_ray.detection.spot import (
+    fit_spot,
+    fit_tail,
+    gpd_quantile,
+    spot_from_arrays,
+    spot_to_arrays,
+    update_spot,
+)
 from pdm_ray.errors import DataError, InsufficientDataError
 
 
@@ -101,3 +109,20 @@ def test_bad_input() -> None:
         update_spot(state, [[1.0]])
     same, alarms = update_spot(state, [])
     assert same is state and alarms.size == 0
+
+
+def test_state_roundtrips_through_npz(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    state = fit_spot(rng.exponential(size=2000), SpotSettings(max_peaks=30))
+    path = tmp_path / "spot.npz"
+    np.savez(path, **spot_to_arrays(state))
+    with np.load(path, allow_pickle=False) as stored:
+        restored = spot_from_arrays(dict(stored))
+    stream = rng.exponential(size=300)
+    (a, alarms_a), (b, alarms_b) = update_spot(state, stream), update_spot(restored, stream)
+    np.testing.assert_array_equal(alarms_a, alarms_b)
+    assert a.threshold == b.threshold and restored.n == 2000
+    with pytest.raises(DataError, match="missing"):
+        spot_from_arrays({k: v for k, v in spot_to_arrays(state).items() if k != "gamma"})
+    with pytest.raises(DataError, match="at most 30"):
+        spot_from_arrays({**spot_to_arrays(state), "peaks": np.ones(31)})
