@@ -247,9 +247,10 @@ def _conditions(
     return found
 
 
-def _cooldown_s(cfg: RetrainingSettings, trigger: Trigger) -> float:
+def _cooldown_s(cfg: RetrainingSettings, trigger: Trigger) -> float | None:
+    """The trigger's cooldown; None for manual requests, which have none."""
     if trigger is Trigger.MANUAL:
-        return 0.0
+        return None
     return {
         Trigger.DRIFT: cfg.drift.cooldown_s,
         Trigger.DEGRADATION: cfg.degradation.cooldown_s,
@@ -291,7 +292,7 @@ def evaluate(
     for trigger, evidence in _conditions(cfg, observation, poor_since.get(sensor), now):
         fired_at = last_fired.get(sensor, {}).get(trigger)
         cooldown = _cooldown_s(cfg, trigger)
-        if fired_at is not None and now - fired_at < cooldown:
+        if cooldown is not None and fired_at is not None and now - fired_at < cooldown:
             kind = DecisionKind.SUPPRESSED_COOLDOWN
             evidence = {**evidence, "cooldown_s": cooldown, "cooldown_left_s": cooldown - (now - fired_at)}
         elif sensor in in_flight or len(in_flight) >= cfg.max_concurrent:

@@ -186,6 +186,9 @@ def test_manual_ignores_cooldowns_but_not_the_cap() -> None:
     state, decisions = evaluate(CFG, state, manual, 1.0)  # no cooldown for manual requests
     assert _kinds(decisions) == [(Trigger.MANUAL, DecisionKind.FIRE)]
     state = record_outcome(state, "A-1", Outcome.SUCCEEDED)
+    state, decisions = evaluate(CFG, state, manual, 0.5)  # even when the clock steps back
+    assert _kinds(decisions) == [(Trigger.MANUAL, DecisionKind.FIRE)]
+    state = record_outcome(state, "A-1", Outcome.SUCCEEDED)
     state, _ = evaluate(CFG, state, FIRING[Trigger.DRIFT]("B-2"), 2.0)
     state, decisions = evaluate(CFG, state, manual, 3.0)
     assert _kinds(decisions) == [(Trigger.MANUAL, DecisionKind.SUPPRESSED_CAP)]
