@@ -80,7 +80,10 @@ class Fleet(Protocol):
 
 
 def jsonable(value: Any) -> Any:
-    """Frozen dataclasses, numpy arrays/scalars, tuples and mappings as plain JSON data."""
+    """Actor results as plain JSON data: ``to_dict()`` when offered, else dataclasses,
+    numpy arrays/scalars, enums, tuples and mappings converted field by field."""
+    if callable(getattr(value, "to_dict", None)) and not isinstance(value, type):
+        return jsonable(value.to_dict())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, np.ndarray):
@@ -169,7 +172,11 @@ class _Guard:
 
     def _reject(self, scope: Scope) -> Response | None:
         headers = dict(scope.get("headers") or ())
-        if self.token is not None and scope.get("path") != "/healthz":
+        path = scope.get("path", "")
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):  # mounted under a Serve route_prefix
+            path = path[len(root) :]
+        if self.token is not None and path != "/healthz":
             given = headers.get(b"authorization", b"")
             scheme, _, credential = given.partition(b" ")
             if scheme.lower() != b"bearer" or not hmac.compare_digest(credential.strip(), self.token):

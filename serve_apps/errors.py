@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pdm_ray.errors import (
     DataError,
+    FleetUnavailableError,
     InvalidChannelError,
     PdmError,
     RegistryError,
@@ -75,6 +76,8 @@ def classify(exc: BaseException) -> HttpError:
         return HttpError(404, "unknown_sensor", str(exc), "sensor_id")
     if isinstance(exc, DataError):
         return HttpError(422, "invalid_input", str(exc), getattr(exc, "field", None))
+    if isinstance(exc, FleetUnavailableError):
+        return HttpError(503, "fleet_unavailable", str(exc), None)
     if isinstance(exc, RegistryError):
         return HttpError(503, "no_production_model", str(exc), None)
     if isinstance(exc, TrackingError):
