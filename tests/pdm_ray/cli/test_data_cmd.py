@@ -32,3 +32,61 @@ def test_features_writes_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_features_window_too_small_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "features", str(SAMPLE), "--channel", "A-5", "--window", "20"]) == 2
     assert "do not fit in a window of 20" in capsys.readouterr().err
+
+
+def write_config(tmp_path: Path, text: str = "windows:\n  l_s: 20\n  n_predictions: 2\n") -> str:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_prepare_prints_the_quality_table_and_writes_each_channel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "prepared"
+    args = ["data", "prepare", str(SAMPLE), "--channels", "A-5,A-6", "--out", str(out_dir)]
+    assert main([*args, "--config", write_config(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["channel", "split", "status", "missing%"]
+    assert [line.split()[:2] for line in lines[2:6]] == [
+        ["A-5", "train"],
+        ["A-5", "test"],
+        ["A-6", "train"],
+        ["A-6", "test"],
+    ]
+    assert lines[2].split()[2] == "fair"  # A-5 train: 58% of steps stuck in long runs
+    assert lines[-1] == f"2 of 2 channels prepared -> {out_dir}"
+    assert sorted(p.name for p in out_dir.iterdir()) == ["A-5", "A-6", "summary.json"]
+    assert (out_dir / "A-5" / "normalizer.json").is_file()
+
+
+def test_prepare_lists_refused_channels_and_strict_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    strict_flatline = "quality:\n  flatline_pct: [10.0, 20.0, 30.0, 40.0]\n"  # A-5 train is 58% stuck
+    config = write_config(tmp_path, strict_flatline)
+    args = ["data", "prepare", str(SAMPLE), "--channels", "A-5,A-2", "--config", config]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "refused: channel A-5: train data quality is critical, refusing to train: flatline: 58.4%" in out
+    assert "1 of 2 channels prepared" in out
+    assert main([*args, "--strict"]) == 1
+
+
+def test_version_prints_the_content_hash_of_untracked_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "x.csv"
+    target.write_text("a,b\n1,2\n")
+    assert main(["data", "version", str(target)]) == 0
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.startswith("content-hash: ") and len(first.split()[1]) == 64
+    assert second == f"{target}: 1 files, 8 bytes"
+    assert main(["data", "version", str(tmp_path / "none")]) == 2
+
+
+def test_train_stage_refuses_windows_prepared_with_other_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "prepared"
+    prepare = ["data", "prepare", str(SAMPLE), "--channels", "A-5", "--out", str(out_dir)]
+    assert main([*prepare, "--config", write_config(tmp_path)]) == 0
+    other = write_config(tmp_path, "windows:\n  l_s: 30\n  n_predictions: 2\n")
+    assert main(["data", "stage", "train", str(out_dir), "--out", str(tmp_path / "m"), "--config", other]) == 2
+    assert "prepared with l_s, n_predictions = (20, 2) but the config says (30, 2)" in capsys.readouterr().err
