@@ -21,6 +21,7 @@ from pdm_ray.config import Settings
 from pdm_ray.data.channels import Channel
 from pdm_ray.data.windows import make_windows
 from pdm_ray.detection import DetectionResult, detect
+from pdm_ray.detection.ensemble import combine_errors
 from pdm_ray.evaluation import EventCounts, intervals_to_mask, point_metrics, roc_auc, score_events
 from pdm_ray.models import ModelSpec, TrainedModel, predict_series, train
 
@@ -75,21 +76,15 @@ def train_forecaster(channel: Channel, settings: Settings, kind: Forecaster) -> 
 def ensemble_errors(
     errors: dict[str, npt.NDArray[np.float32]], models: dict[str, TrainedModel]
 ) -> npt.NDArray[np.float32]:
-    """Combine the two forecasters' errors into one error series.
+    """The ensemble's error series: ``combine_errors`` with each model's held-out validation RMSE.
 
-    Each model's errors are divided by its own held-out validation RMSE, averaged, and put back
-    on the original scale (times the mean validation RMSE). Why:
-    the dynamic threshold reacts to spikes relative to the error level, and the LSTM and the
-    Transformer err on different scales; scaling by each model's validation error (known before
-    any test data is seen) makes them commensurate without looking at test labels, and averaging
-    damps spikes that only one model produces (its own forecasting mistakes) while keeping the
-    ones both see (the signal really departed from normal behaviour). Returning to the original
-    scale keeps the threshold's "error too small to matter" guard, which compares errors with
-    the telemetry's range, meaning what it means for a single model.
+    Each forecaster's errors are divided by its own validation RMSE (known before any test data
+    is seen), averaged and put back on the telemetry's scale (see
+    ``pdm_ray.detection.ensemble``): the two models err on different scales, and averaging damps
+    spikes that only one model makes while keeping those both see.
     """
-    rmse = {k: max(float(np.sqrt(models[k].val_loss)), 1e-6) for k in errors}
-    scaled = np.mean(np.stack([errors[k] / np.float32(rmse[k]) for k in sorted(errors)]), axis=0)
-    return (scaled * np.float32(np.mean(list(rmse.values())))).astype(np.float32)
+    kinds = sorted(errors)
+    return combine_errors([errors[k] for k in kinds], [max(float(np.sqrt(models[k].val_loss)), 1e-6) for k in kinds])
 
 
 def _score(
