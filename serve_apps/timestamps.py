@@ -24,6 +24,8 @@ _EPOCH = pd.Timestamp(0, tz="UTC")
 class TimestampError(DataError):
     """Request timestamps are unparsable, not strictly increasing or out of range."""
 
+    field = "timestamps"
+
 
 @dataclass(frozen=True)
 class FutureTimes:
