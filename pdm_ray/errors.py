@@ -78,3 +78,7 @@ class SweepError(PdmError):
 
 class FleetUnavailableError(PdmError):
     """No Fleet actor is running where one was expected (e.g. ``pdm-ray fleet status`` without a cluster)."""
+
+
+class OutOfOrderBatchError(InvalidBatchError):
+    """A batch skips ahead of the sensor's next sequence number; resend it after the missing ones."""

@@ -29,7 +29,7 @@ from pdm_ray.config import ActorsSettings, DriftSettings, QualitySettings, Thres
 from pdm_ray.data.quality import QualityReport, assess_quality
 from pdm_ray.detection import streaming as detector
 from pdm_ray.drift import DriftMonitor
-from pdm_ray.errors import ConfigError, DataError, InsufficientDataError, InvalidBatchError
+from pdm_ray.errors import ConfigError, DataError, InsufficientDataError, InvalidBatchError, OutOfOrderBatchError
 from pdm_ray.ids import validate_sensor_id
 from pdm_ray.streaming.batch import Batch, parse_batch
 from pdm_ray.streaming.ring import RingBuffer
@@ -179,10 +179,16 @@ class SensorStream:
     def admit(self, raw: Batch | dict[str, Any]) -> Batch | None:
         """Check a batch against this sensor; None means a duplicate (seq at or below the last).
 
+        Sequence numbers of a sensor are 0, 1, 2, ...: a batch is accepted only as the next
+        one, so a replay is recognised exactly and a batch that overtook an earlier one (e.g.
+        retried out of order after an actor restart) is refused instead of being mistaken
+        for a duplicate.
+
         Raises:
+            OutOfOrderBatchError: the batch is valid but not the next (``last_seq + 1``).
             InvalidBatchError: the batch is malformed, has the wrong number of features, or
-                starts at or before the last accepted timestamp. Nothing changes except the
-                ``rejected`` counter.
+                starts at or before the last accepted timestamp.
+            In every case nothing changes except the ``rejected`` counter.
         """
         try:
             batch = parse_batch(raw, self.settings.actors.max_batch_readings)
@@ -201,6 +207,10 @@ class SensorStream:
                         f"sensor {self.sensor_id}: batch {batch.seq} starts at {float(batch.timestamps[0])!r}, "
                         f"not after the last accepted timestamp {last!r}"
                     )
+            if batch.seq != self.last_seq + 1:
+                raise OutOfOrderBatchError(
+                    f"sensor {self.sensor_id}: expects batch {self.last_seq + 1} next, got {batch.seq}"
+                )
         except InvalidBatchError:
             self.counters["rejected"] += 1
             raise

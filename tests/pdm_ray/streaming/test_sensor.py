@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from pdm_ray.config import ActorsSettings, DriftSettings, QualitySettings, ThresholdSettings
 from pdm_ray.detection.streaming import init_stream, update_stream
-from pdm_ray.errors import ConfigError, DataError, InsufficientDataError, InvalidBatchError
+from pdm_ray.errors import ConfigError, DataError, InsufficientDataError, InvalidBatchError, OutOfOrderBatchError
 from pdm_ray.streaming.batch import Batch
 from pdm_ray.streaming.sensor import Scoring, SensorStream, StreamSettings
 
@@ -63,9 +63,18 @@ def test_duplicates_and_invalid_batches_change_nothing(settings: StreamSettings)
         stream.admit(going_back)
     with pytest.raises(InvalidBatchError, match="non-finite"):
         stream.admit({"seq": 9, "timestamps": [1e6], "values": [[np.nan, 0.0]]})
+    with pytest.raises(OutOfOrderBatchError, match="expects batch 2 next, got 3"):
+        stream.admit(make_batches(40, [10])[3])
     status = stream.status()
-    assert (status.duplicates, status.rejected, status.batches, status.readings) == (2, 3, 2, 20)
+    assert (status.duplicates, status.rejected, status.batches, status.readings) == (2, 4, 2, 20)
     assert stream.digest() == before
+
+
+def test_the_first_batch_is_seq_0(settings: StreamSettings) -> None:
+    stream = SensorStream("A-2", settings)
+    with pytest.raises(OutOfOrderBatchError, match="expects batch 0 next, got 1"):
+        stream.admit(make_batches(20, [10])[1])
+    assert stream.admit(make_batches(20, [10])[0]) is not None
 
 
 def test_events_are_the_detector_sequences_in_reading_indices(settings: StreamSettings) -> None:

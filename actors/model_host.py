@@ -1,0 +1,132 @@
+"""``ModelHost``: one actor per fleet that holds the loaded forecasters and runs them (JAX lives here).
+
+Sensor actors call it through ``ModelHostForecaster``. A sensor's model comes from
+``load`` (a saved model directory) or, on first use, from the registry: the version behind
+the ``production`` alias of ``pdm-<sensor>-<kind>`` (``pdm_ray.tracking``). Registry models
+are re-resolved every ``actors.model_retry_s`` seconds, so a promotion reaches the stream
+without a restart. Predictions use the model's own normalizer and come back in the sensor's
+units (``pdm_ray.tracking.pyfunc.forecast``).
+
+JAX, Flax and MLflow are imported inside the methods, never at module level: every process
+that receives a handle to this actor (each sensor actor, through ``ModelHostForecaster``)
+imports this module to rebuild the handle, and must stay small.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+import ray
+
+from pdm_ray.config import Settings
+from pdm_ray.errors import DataError, UnknownSensorError
+from pdm_ray.ids import validate_sensor_id
+
+if TYPE_CHECKING:
+    from pdm_ray.models import TrainedModel
+
+logger = logging.getLogger(__name__)
+
+MODEL_HOST_NAME = "model-host"
+
+
+@dataclass(frozen=True)
+class HostedModel:
+    """A loaded model: where it came from (``source``: a directory or ``name/version``) and when."""
+
+    sensor_id: str
+    source: str
+    l_s: int
+    n_features: int
+    loaded_at: float
+
+
+@ray.remote(num_cpus=0)
+class ModelHost:
+    """Holds one forecaster per sensor and predicts with it.
+
+    Args:
+        settings: ``Settings.model_dump(mode="json")``.
+        use_registry: look up sensors without a loaded model in the MLflow registry.
+    """
+
+    def __init__(self, settings: dict[str, Any], use_registry: bool = True) -> None:
+        self._settings = Settings.model_validate(settings)
+        self._use_registry = use_registry
+        self._models: dict[str, tuple[TrainedModel, HostedModel, bool]] = {}  # id -> (model, info, from registry)
+
+    def load(self, sensor_id: str, model_dir: str) -> HostedModel:
+        """Serve the model saved in ``model_dir`` (``pdm_ray.models.save_model``) for ``sensor_id``."""
+        from pdm_ray.models import load_model
+
+        validate_sensor_id(sensor_id)
+        model = load_model(model_dir)
+        info = HostedModel(
+            sensor_id, str(Path(model_dir).resolve()), model.spec.l_s, model.spec.n_features, time.time()
+        )
+        self._models[sensor_id] = (model, info, False)
+        logger.info("sensor %s: serving model from %s", sensor_id, model_dir)
+        return info
+
+    def unload(self, sensor_id: str) -> bool:
+        """Stop serving ``sensor_id``'s model; True if one was loaded."""
+        return self._models.pop(sensor_id, None) is not None
+
+    def models(self) -> list[HostedModel]:
+        """What is loaded, by sensor id."""
+        return [info for _, info, _ in sorted(self._models.values(), key=lambda v: v[1].sensor_id)]
+
+    def predict(self, sensor_id: str, window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """One-step predictions ``[T, F] -> [T - l_s]`` of channel 0 for rows ``l_s ..``, in the window's units.
+
+        Raises:
+            UnknownSensorError: no model is loaded and none is registered for the sensor.
+            RegistryError: models are registered but none is in production.
+            DataError: the window does not fit the model.
+        """
+        from pdm_ray.tracking.pyfunc import forecast
+
+        model = self._model(sensor_id)
+        window = np.asarray(window, dtype=np.float32)
+        if window.ndim != 2 or window.shape[1] != model.spec.n_features:
+            raise DataError(
+                f"sensor {sensor_id}: window of shape {window.shape} does not fit the model's "
+                f"{model.spec.n_features} features"
+            )
+        return forecast(model, window)
+
+    def _model(self, sensor_id: str) -> TrainedModel:
+        entry = self._models.get(sensor_id)
+        now = time.time()
+        if entry is not None and (not entry[2] or now - entry[1].loaded_at < self._settings.actors.model_retry_s):
+            return entry[0]
+        if not self._use_registry:
+            raise UnknownSensorError(f"sensor {sensor_id!r} has no model loaded in the model host")
+        return self._from_registry(sensor_id, entry)
+
+    def _from_registry(self, sensor_id: str, entry: tuple[TrainedModel, HostedModel, bool] | None) -> TrainedModel:
+        from pdm_ray.tracking.registry import load_version
+        from pdm_ray.tracking.resolve import production_version
+        from pdm_ray.tracking.runs import connect_settings
+
+        tracking = connect_settings(self._settings)
+        try:
+            version = production_version(tracking, sensor_id)
+        except UnknownSensorError:
+            self._models.pop(sensor_id, None)
+            raise
+        source = f"{version.name}/{version.version}"
+        if entry is not None and entry[1].source == source:
+            model = entry[0]
+        else:
+            model = load_version(tracking, version.name, version.version)
+            logger.info("sensor %s: serving registered %s", sensor_id, source)
+        info = HostedModel(sensor_id, source, model.spec.l_s, model.spec.n_features, time.time())
+        self._models[sensor_id] = (model, info, True)
+        return model
