@@ -1,0 +1,20 @@
+"""Forecasters (Flax Linen LSTM and Transformer), their training, inference and persistence."""
+
+from pdm_ray.models.networks import LSTMForecaster, TransformerForecaster, build_network
+from pdm_ray.models.prediction import predict, predict_series
+from pdm_ray.models.spec import ModelSpec
+from pdm_ray.models.training import EpochMetrics, TrainedModel, eval_step, train, train_step
+
+__all__ = [
+    "EpochMetrics",
+    "LSTMForecaster",
+    "ModelSpec",
+    "TrainedModel",
+    "TransformerForecaster",
+    "build_network",
+    "eval_step",
+    "predict",
+    "predict_series",
+    "train",
+    "train_step",
+]

@@ -1,0 +1,110 @@
+"""Flax Linen forecasters: windows ``[B, l_s, F]`` -> next ``n_predictions`` values of channel 0 ``[B, P]``.
+
+``LSTMForecaster`` is the network of Hundman et al. (2018, arXiv:1802.04431): stacked LSTM
+layers (2 x 80 units), dropout 0.3 after each, and a dense head on the last hidden state.
+``TransformerForecaster`` is an encoder-only alternative (Vaswani et al. 2017, pre-LN blocks
+as in Xiong et al. 2020) with the same inputs and outputs.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import numpy as np
+
+from pdm_ray.models.spec import ModelSpec
+
+
+class LSTMForecaster(nn.Module):
+    """Stacked LSTM -> dropout -> dense head (Hundman et al. 2018).
+
+    Attributes:
+        layers: hidden units of each stacked layer, e.g. ``(80, 80)``.
+        dropout: dropout rate after every LSTM layer.
+        n_predictions: ``P``, outputs of the dense head.
+    """
+
+    layers: tuple[int, ...]
+    dropout: float
+    n_predictions: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        """Forecast from windows ``x`` ``[B, l_s, F]``; returns ``[B, n_predictions]``."""
+        for i, units in enumerate(self.layers):
+            rnn = nn.RNN(nn.OptimizedLSTMCell(units, name=f"lstm_{i}"))
+            if i == len(self.layers) - 1:
+                (_, x), _ = rnn(x, return_carry=True)  # the last hidden state [B, H]
+            else:
+                x = rnn(x)  # the whole sequence [B, l_s, H] feeds the next layer
+            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        return nn.Dense(self.n_predictions, name="head")(x)
+
+
+def sinusoidal_encoding(length: int, d_model: int) -> np.ndarray:
+    """The fixed positional encoding of Vaswani et al. (2017), float32 ``[length, d_model]``."""
+    pos = np.arange(length, dtype=np.float64)[:, None]
+    rates = np.exp(-np.log(10000.0) * (np.arange(0, d_model, 2, dtype=np.float64) / d_model))
+    enc = np.zeros((length, d_model), dtype=np.float64)
+    enc[:, 0::2] = np.sin(pos * rates)
+    enc[:, 1::2] = np.cos(pos * rates[: d_model // 2])
+    return enc.astype(np.float32)
+
+
+class TransformerForecaster(nn.Module):
+    """Encoder-only Transformer: input projection + sinusoidal positions -> pre-LN blocks -> last step -> dense.
+
+    The last time step reads the whole window through attention and sits right before the
+    forecast horizon, so it is the pooled summary (as the LSTM's last hidden state is).
+
+    Attributes:
+        d_model: model width.
+        num_heads: attention heads (divide ``d_model``).
+        num_layers: encoder blocks.
+        ff_dim: hidden width of each block's MLP.
+        dropout: dropout rate on embeddings, attention weights and residual branches.
+        n_predictions: ``P``, outputs of the dense head.
+    """
+
+    d_model: int
+    num_heads: int
+    num_layers: int
+    ff_dim: int
+    dropout: float
+    n_predictions: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        """Forecast from windows ``x`` ``[B, l_s, F]``; returns ``[B, n_predictions]``."""
+        deterministic = not train
+        h = nn.Dense(self.d_model, name="embed")(x) + sinusoidal_encoding(x.shape[1], self.d_model)
+        h = nn.Dropout(self.dropout, deterministic=deterministic)(h)
+        for i in range(self.num_layers):
+            a = nn.LayerNorm(name=f"ln_attn_{i}")(h)
+            a = nn.MultiHeadDotProductAttention(
+                num_heads=self.num_heads, dropout_rate=self.dropout, deterministic=deterministic, name=f"attn_{i}"
+            )(a, a)
+            h = h + nn.Dropout(self.dropout, deterministic=deterministic)(a)
+            m = nn.LayerNorm(name=f"ln_mlp_{i}")(h)
+            m = nn.gelu(nn.Dense(self.ff_dim, name=f"mlp_in_{i}")(m))
+            m = nn.Dense(self.d_model, name=f"mlp_out_{i}")(m)
+            h = h + nn.Dropout(self.dropout, deterministic=deterministic)(m)
+        h = nn.LayerNorm(name="ln_final")(h)
+        return nn.Dense(self.n_predictions, name="head")(h[:, -1])
+
+
+def build_network(spec: ModelSpec) -> LSTMForecaster | TransformerForecaster:
+    """The Linen module ``spec`` describes (hashable, so jitted functions can take it as static)."""
+    if spec.kind == "lstm":
+        return LSTMForecaster(
+            layers=tuple(spec.lstm.layers), dropout=spec.lstm.dropout, n_predictions=spec.n_predictions
+        )
+    t = spec.transformer
+    return TransformerForecaster(
+        d_model=t.d_model,
+        num_heads=t.num_heads,
+        num_layers=t.num_layers,
+        ff_dim=t.ff_dim,
+        dropout=t.dropout,
+        n_predictions=spec.n_predictions,
+    )

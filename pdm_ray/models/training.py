@@ -1,0 +1,314 @@
+"""Training the forecasters: jitted ``train_step`` / ``eval_step`` and the epoch loop with early stopping.
+
+Follows Hundman et al. (2018, arXiv:1802.04431): MSE on the next ``n_predictions`` values of
+channel 0, Adam, the last ``validation_split`` of the windows held out (time order) and early
+stopping on the validation loss. Each epoch is also compared with the persistence forecast (the
+last input value of channel 0 repeated), which any useful model has to beat.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpy.typing as npt
+import optax
+from flax import linen as nn
+from flax import struct
+
+from pdm_ray.config import TrainSettings
+from pdm_ray.errors import DataError, InsufficientDataError
+from pdm_ray.models.networks import build_network
+from pdm_ray.models.spec import ModelSpec
+
+logger = logging.getLogger(__name__)
+
+Batch = dict[str, jax.Array]
+"""``x`` ``[B, l_s, F]``, ``y`` ``[B, P]`` and ``w`` ``[B]`` (1 for real windows, 0 for padding)."""
+
+EVAL_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """What one epoch achieved.
+
+    Attributes:
+        epoch: 0-based epoch index.
+        train_loss: mean training MSE over the epoch's batches (dropout on).
+        val_loss: MSE on the held-out validation windows.
+        naive_val_loss: MSE of the persistence forecast on the same validation windows.
+        improved: the epoch beat the best validation loss so far by more than ``min_delta``.
+    """
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    naive_val_loss: float
+    improved: bool
+
+    @property
+    def val_ratio(self) -> float:
+        """``val_loss / naive_val_loss``: below 1 means the model beats persistence."""
+        return self.val_loss / self.naive_val_loss if self.naive_val_loss > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A trained forecaster: the network's spec, its best parameters and how training went.
+
+    Attributes:
+        spec: rebuilds the network.
+        params: Flax params pytree of the best epoch.
+        history: metrics of every epoch run.
+        best_epoch: the epoch whose params these are.
+        val_loss: validation MSE of the best epoch.
+        naive_val_loss: persistence-forecast MSE on the same validation windows.
+        train_seconds: wall-clock seconds spent in ``train``.
+        seed: the seed of initialisation, dropout and shuffling.
+        train_settings: the training settings used.
+        normalizer: optional JSON-serializable normalizer the model's inputs went through.
+    """
+
+    spec: ModelSpec
+    params: Any
+    history: tuple[EpochMetrics, ...]
+    best_epoch: int
+    val_loss: float
+    naive_val_loss: float
+    train_seconds: float
+    seed: int
+    train_settings: TrainSettings
+    normalizer: dict[str, Any] | None = None
+
+
+def check_windows(spec: ModelSpec, x: npt.ArrayLike, what: str = "X") -> npt.NDArray[np.float32]:
+    """``x`` as float32 ``[N, l_s, F]`` matching ``spec``, N >= 1, finite.
+
+    Raises:
+        DataError: wrong rank, window length or feature count, no windows, non-numeric or
+            non-finite values. The message names the expected and the actual shape.
+    """
+    arr = np.asarray(x)
+    expected = f"[N, l_s={spec.l_s}, n_features={spec.n_features}]"
+    if arr.ndim != 3:
+        raise DataError(f"{what} must have shape {expected}, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise DataError(f"{what} is empty: no windows (shape {arr.shape})")
+    if arr.shape[1] != spec.l_s:
+        raise DataError(f"{what} has window length {arr.shape[1]} but the model expects l_s={spec.l_s}")
+    if arr.shape[2] != spec.n_features:
+        raise DataError(f"{what} has {arr.shape[2]} features but the model expects n_features={spec.n_features}")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise DataError(f"{what} must be numeric, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise DataError(f"{what} has non-finite values, first in window {int(np.argwhere(~np.isfinite(arr))[0][0])}")
+    return arr
+
+
+def _check_targets(spec: ModelSpec, y: npt.ArrayLike, n: int) -> npt.NDArray[np.float32]:
+    arr = np.asarray(y)
+    if arr.ndim != 2 or arr.shape != (n, spec.n_predictions):
+        raise DataError(f"y must have shape [N={n}, n_predictions={spec.n_predictions}], got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise DataError(f"y must be numeric, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise DataError(f"y has non-finite values, first in row {int(np.argwhere(~np.isfinite(arr))[0][0])}")
+    return arr
+
+
+class TrainState(struct.PyTreeNode):
+    """Parameters and Adam state of one training run, passed explicitly through the jitted steps.
+
+    ``net`` and ``learning_rate`` are static and compared by value, so every run with the same
+    network shape and learning rate reuses one compiled ``train_step`` / ``eval_step``.
+    """
+
+    step: jax.Array
+    params: Any
+    opt_state: optax.OptState
+    net: nn.Module = struct.field(pytree_node=False)
+    learning_rate: float = struct.field(pytree_node=False)
+
+    @property
+    def tx(self) -> optax.GradientTransformation:
+        return optax.adam(self.learning_rate)
+
+
+def create_train_state(spec: ModelSpec, learning_rate: float, rng: jax.Array) -> TrainState:
+    """Fresh params for ``spec`` (initialised from ``rng``) with a fresh Adam state."""
+    net = build_network(spec)
+    dummy = jnp.zeros((1, spec.l_s, spec.n_features), jnp.float32)
+    params = net.init(rng, dummy, train=False)["params"]
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=optax.adam(learning_rate).init(params),
+        net=net,
+        learning_rate=learning_rate,
+    )
+
+
+def _weighted_mse(pred: jax.Array, y: jax.Array, w: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Sum over windows of ``w * mean_p (pred - y)^2`` and the sum of ``w``."""
+    per_window = jnp.mean(jnp.square(pred - y), axis=-1)
+    return jnp.sum(w * per_window), jnp.sum(w)
+
+
+@jax.jit
+def train_step(state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One Adam step on the weighted MSE of ``batch``.
+
+    The dropout key is ``fold_in(rng, state.step)``, so a run is a function of its seed.
+    Returns the new state and ``{"loss": batch MSE, "weight": windows in the batch}``.
+    """
+    dropout_rng = jax.random.fold_in(rng, state.step)
+
+    def loss_fn(params: Any) -> tuple[jax.Array, jax.Array]:
+        pred = state.net.apply({"params": params}, batch["x"], train=True, rngs={"dropout": dropout_rng})
+        total, weight = _weighted_mse(pred, batch["y"], batch["w"])
+        return total / jnp.maximum(weight, 1.0), weight
+
+    (loss, weight), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+    return new_state, {"loss": loss, "weight": weight}
+
+
+@jax.jit
+def eval_step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
+    """Summed squared error of ``batch`` without dropout: ``{"sse": ..., "weight": ...}``."""
+    pred = state.net.apply({"params": state.params}, batch["x"], train=False)
+    sse, weight = _weighted_mse(pred, batch["y"], batch["w"])
+    return {"sse": sse, "weight": weight}
+
+
+def padded_batches(
+    n: int, batch_size: int, order: npt.NDArray[np.int64] | None = None
+) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+    """Index batches of one fixed size: ``(indices [batch_size], weights [batch_size])``.
+
+    The last batch is padded with index 0 at weight 0, so jitted steps see one shape and
+    compile once.
+    """
+    order = np.arange(n) if order is None else order
+    out = []
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        w = np.ones(batch_size, np.float32)
+        if len(idx) < batch_size:
+            w[len(idx) :] = 0.0
+            idx = np.concatenate([idx, np.zeros(batch_size - len(idx), idx.dtype)])
+        out.append((idx, w))
+    return out
+
+
+def _evaluate(state: TrainState, x: npt.NDArray[np.float32], y: npt.NDArray[np.float32]) -> float:
+    size = min(EVAL_BATCH, 1 << (len(x) - 1).bit_length())
+    sse, weight = 0.0, 0.0
+    for idx, w in padded_batches(len(x), size):
+        m = eval_step(state, {"x": x[idx], "y": y[idx], "w": w})
+        sse += float(m["sse"])
+        weight += float(m["weight"])
+    return sse / weight
+
+
+def persistence_mse(x: npt.NDArray[np.float32], y: npt.NDArray[np.float32]) -> float:
+    """MSE of repeating the last input value of channel 0 over the horizon: x ``[N, l_s, F]``, y ``[N, P]``."""
+    return float(np.mean(np.square(y - x[:, -1:, 0]), dtype=np.float64))
+
+
+def train(
+    spec: ModelSpec,
+    train_cfg: TrainSettings,
+    X: npt.ArrayLike,
+    y: npt.ArrayLike,
+    on_epoch: Callable[[EpochMetrics, TrainedModel], None] | None = None,
+) -> TrainedModel:
+    """Train a forecaster on windows and keep the parameters of the best validation epoch.
+
+    The last ``validation_split`` of the windows (in time order) is held out; the rest is
+    shuffled into batches each epoch with a generator seeded by ``train_cfg.seed``. Training
+    stops after ``epochs`` or when the validation loss has not improved by more than
+    ``min_delta`` for ``patience`` epochs (Hundman et al. 2018).
+
+    Args:
+        spec: the network.
+        train_cfg: optimiser, batching, early stopping and seed.
+        X: input windows ``[N, l_s, F]`` (see ``pdm_ray.data.windows.make_windows``).
+        y: targets ``[N, n_predictions]``.
+        on_epoch: called after every epoch with its metrics and the best model so far
+            (shares the best params, no copy), e.g. to report to Ray Tune and checkpoint.
+
+    Raises:
+        DataError: ``X`` / ``y`` do not match ``spec`` or are not finite.
+        InsufficientDataError: fewer than 2 windows, so no train/validation split.
+    """
+    started = time.perf_counter()
+    x_all = check_windows(spec, X)
+    y_all = _check_targets(spec, y, len(x_all))
+    n = len(x_all)
+    n_val = max(1, round(n * train_cfg.validation_split))
+    n_train = n - n_val
+    if n_train < 1:
+        raise InsufficientDataError(
+            f"{n} windows are too few to hold out validation_split={train_cfg.validation_split} and train"
+        )
+    x_tr, y_tr, x_val, y_val = x_all[:n_train], y_all[:n_train], x_all[n_train:], y_all[n_train:]
+    naive = persistence_mse(x_val, y_val)
+
+    init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(train_cfg.seed))
+    state = create_train_state(spec, train_cfg.learning_rate, init_rng)
+    shuffler = np.random.default_rng(train_cfg.seed)
+    batch_size = min(train_cfg.batch_size, n_train)
+
+    history: list[EpochMetrics] = []
+    best: TrainedModel | None = None
+    since_best = 0
+    for epoch in range(train_cfg.epochs):
+        step_metrics = []
+        for idx, w in padded_batches(n_train, batch_size, shuffler.permutation(n_train)):
+            state, m = train_step(state, {"x": x_tr[idx], "y": y_tr[idx], "w": w}, dropout_rng)
+            step_metrics.append(m)  # stays on device: no sync per step
+        losses = np.array([(float(m["loss"]), float(m["weight"])) for m in jax.device_get(step_metrics)])
+        train_loss = float(np.sum(losses[:, 0] * losses[:, 1]) / np.sum(losses[:, 1]))
+        val_loss = _evaluate(state, x_val, y_val)
+        improved = best is None or val_loss < best.val_loss - train_cfg.min_delta
+        metrics = EpochMetrics(epoch, train_loss, val_loss, naive, improved)
+        history.append(metrics)
+        since_best = 0 if improved else since_best + 1
+        best = TrainedModel(
+            spec=spec,
+            params=state.params if improved else best.params,
+            history=tuple(history),
+            best_epoch=epoch if improved else best.best_epoch,
+            val_loss=val_loss if improved else best.val_loss,
+            naive_val_loss=naive,
+            train_seconds=time.perf_counter() - started,
+            seed=train_cfg.seed,
+            train_settings=train_cfg,
+        )
+        logger.info(
+            "epoch %d: train %.5f val %.5f (persistence %.5f)%s",
+            epoch,
+            train_loss,
+            val_loss,
+            naive,
+            " *" if improved else "",
+        )
+        if on_epoch is not None:
+            on_epoch(metrics, best)
+        if since_best > 0 and since_best >= train_cfg.patience:
+            logger.info("early stop after epoch %d: no improvement for %d epoch(s)", epoch, since_best)
+            break
+    return cast(TrainedModel, best)  # TrainSettings guarantees epochs >= 1

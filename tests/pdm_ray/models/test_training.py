@@ -1,0 +1,161 @@
+"""Training: one jitted step, the epoch loop, early stopping, determinism and bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pdm_ray.config import TrainSettings
+from pdm_ray.errors import DataError, InsufficientDataError
+from pdm_ray.models import EpochMetrics, ModelSpec, TrainedModel, train, train_step
+from pdm_ray.models.training import create_train_state, eval_step, padded_batches, persistence_mse
+
+Windows = tuple[np.ndarray, np.ndarray]
+
+
+def test_one_train_step(windows: Windows, small_spec: Callable[[str], ModelSpec]) -> None:
+    """Flax-examples style: one step on one batch moves the params and lowers that batch's loss."""
+    x, y = windows
+    state = create_train_state(small_spec("lstm"), 1e-2, jax.random.PRNGKey(0))
+    batch = {"x": x[:32], "y": y[:32], "w": np.ones(32, np.float32)}
+    before = eval_step(state, batch)
+    new_state, metrics = train_step(state, batch, jax.random.PRNGKey(1))
+    after = eval_step(new_state, batch)
+    assert int(new_state.step) == 1
+    assert float(metrics["weight"]) == 32.0 and np.isfinite(float(metrics["loss"]))
+    assert float(after["sse"]) < float(before["sse"])
+    moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.params, new_state.params)
+    assert all(jax.tree.leaves(moved))
+
+
+def test_padding_weights_do_not_change_the_loss(windows: Windows, small_spec: Callable[[str], ModelSpec]) -> None:
+    x, y = windows
+    state = create_train_state(small_spec("lstm"), 1e-2, jax.random.PRNGKey(0))
+    real = eval_step(state, {"x": x[:20], "y": y[:20], "w": np.ones(20, np.float32)})
+    idx, w = padded_batches(20, 32)[0]
+    padded = eval_step(state, {"x": x[idx], "y": y[idx], "w": w})
+    assert float(padded["weight"]) == 20.0
+    np.testing.assert_allclose(float(padded["sse"]), float(real["sse"]), rtol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 100), batch=st.integers(1, 40), seed=st.integers(0, 3))
+def test_padded_batches_cover_every_index_once(n: int, batch: int, seed: int) -> None:
+    order = np.random.default_rng(seed).permutation(n)
+    batches = padded_batches(n, batch, order)
+    assert len(batches) == -(-n // batch)
+    assert all(len(idx) == batch and len(w) == batch for idx, w in batches)
+    real = np.concatenate([idx[w == 1.0] for idx, w in batches])
+    np.testing.assert_array_equal(real, order)
+    assert sum(float(w.sum()) for _, w in batches) == n
+
+
+def test_persistence_mse_hand_computed() -> None:
+    x = np.zeros((2, 3, 2), np.float32)
+    x[0, -1, 0], x[1, -1, 0] = 1.0, 2.0
+    x[:, -1, 1] = 100.0  # other features are ignored
+    y = np.array([[1.0, 3.0], [0.0, 2.0]], np.float32)
+    # errors: [0, 2] and [-2, 0] -> mean of squares = 8 / 4
+    assert persistence_mse(x, y) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_loss_decreases_on_sine(
+    kind: str,
+    windows: Windows,
+    small_spec: Callable[[str], ModelSpec],
+    fast_settings: Callable[..., TrainSettings],
+    trained_lstm: TrainedModel,
+) -> None:
+    x, y = windows
+    model = trained_lstm if kind == "lstm" else train(small_spec(kind), fast_settings(), x, y)
+    first, last = model.history[0], model.history[-1]
+    assert len(model.history) == 3
+    assert last.train_loss < first.train_loss
+    assert model.val_loss < first.val_loss
+    assert model.val_loss == min(m.val_loss for m in model.history)
+    assert model.history[model.best_epoch].val_loss == model.val_loss
+    assert model.naive_val_loss == pytest.approx(persistence_mse(x[-56:], y[-56:]))
+
+
+def test_same_seed_same_model(
+    windows: Windows,
+    small_spec: Callable[[str], ModelSpec],
+    fast_settings: Callable[..., TrainSettings],
+    trained_lstm: TrainedModel,
+) -> None:
+    x, y = windows
+    again = train(small_spec("lstm"), fast_settings(), x, y)
+    assert [m.val_loss for m in again.history] == [m.val_loss for m in trained_lstm.history]
+    jax.tree.map(np.testing.assert_array_equal, again.params, trained_lstm.params)
+    other = train(small_spec("lstm"), fast_settings(seed=1, epochs=1), x, y)
+    assert other.history[0].val_loss != trained_lstm.history[0].val_loss
+
+
+def test_early_stopping_stops_and_keeps_the_best(
+    windows: Windows, small_spec: Callable[[str], ModelSpec], fast_settings: Callable[..., TrainSettings]
+) -> None:
+    x, y = windows
+    seen: list[tuple[EpochMetrics, TrainedModel]] = []
+    # min_delta so large that no epoch after the first counts as an improvement.
+    model = train(
+        small_spec("lstm"),
+        fast_settings(epochs=10, patience=2, min_delta=1e6),
+        x,
+        y,
+        on_epoch=lambda m, best: seen.append((m, best)),
+    )
+    assert [m.epoch for m in model.history] == [0, 1, 2]
+    assert [m.improved for m in model.history] == [True, False, False]
+    assert model.best_epoch == 0 and model.val_loss == model.history[0].val_loss
+    assert [m for m, _ in seen] == list(model.history)
+    assert all(best.best_epoch == 0 and best.params is seen[0][1].params for _, best in seen)
+    assert [len(best.history) for _, best in seen] == [1, 2, 3]
+
+
+def test_val_ratio() -> None:
+    assert EpochMetrics(0, 1.0, 0.5, 2.0, True).val_ratio == 0.25
+    assert EpochMetrics(0, 1.0, 0.5, 0.0, True).val_ratio == float("inf")
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "y_shape", "match"),
+    [
+        ((10, 20, 3), (10, 3), "has 3 features but the model expects n_features=2"),
+        ((10, 19, 2), (10, 3), "window length 19 but the model expects l_s=20"),
+        ((0, 20, 2), (0, 3), "X is empty"),
+        ((10, 20), (10, 3), r"X must have shape \[N, l_s=20, n_features=2\]"),
+        ((10, 20, 2), (10, 4), r"y must have shape \[N=10, n_predictions=3\], got shape \(10, 4\)"),
+        ((10, 20, 2), (9, 3), r"y must have shape \[N=10"),
+    ],
+)
+def test_bad_input_names_the_problem(
+    x_shape: tuple[int, ...],
+    y_shape: tuple[int, ...],
+    match: str,
+    small_spec: Callable[[str], ModelSpec],
+    fast_settings: Callable[..., TrainSettings],
+) -> None:
+    with pytest.raises(DataError, match=match):
+        train(small_spec("lstm"), fast_settings(), np.zeros(x_shape), np.zeros(y_shape))
+
+
+def test_non_finite_and_too_few_windows(
+    small_spec: Callable[[str], ModelSpec], fast_settings: Callable[..., TrainSettings]
+) -> None:
+    x = np.zeros((10, 20, 2))
+    x[4, 3, 1] = np.nan
+    with pytest.raises(DataError, match="non-finite values, first in window 4"):
+        train(small_spec("lstm"), fast_settings(), x, np.zeros((10, 3)))
+    y = np.zeros((10, 3))
+    y[7, 0] = np.inf
+    with pytest.raises(DataError, match="y has non-finite values, first in row 7"):
+        train(small_spec("lstm"), fast_settings(), np.zeros((10, 20, 2)), y)
+    with pytest.raises(InsufficientDataError, match="1 windows are too few"):
+        train(small_spec("lstm"), fast_settings(), np.zeros((1, 20, 2)), np.zeros((1, 3)))
