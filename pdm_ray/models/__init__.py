@@ -1,6 +1,7 @@
 """Forecasters (Flax Linen LSTM and Transformer), their training, inference and persistence."""
 
 from pdm_ray.models.networks import LSTMForecaster, TransformerForecaster, build_network
+from pdm_ray.models.persistence import load_model, save_model
 from pdm_ray.models.prediction import predict, predict_series
 from pdm_ray.models.spec import ModelSpec
 from pdm_ray.models.training import EpochMetrics, TrainedModel, eval_step, train, train_step
@@ -13,8 +14,10 @@ __all__ = [
     "TransformerForecaster",
     "build_network",
     "eval_step",
+    "load_model",
     "predict",
     "predict_series",
+    "save_model",
     "train",
     "train_step",
 ]
