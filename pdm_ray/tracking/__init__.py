@@ -12,7 +12,7 @@ from pdm_ray.tracking.registry import (
     register_version,
     rollback,
 )
-from pdm_ray.tracking.runs import Tracking, connect, connect_settings, data_version_tags, end_run, start_parent_run
+from pdm_ray.tracking.runs import Tracking, connect, connect_settings, end_run, start_parent_run
 from pdm_ray.tracking.server import local_mlflow_server, tracking_uri_for_writers
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "VersionInfo",
     "connect",
     "connect_settings",
-    "data_version_tags",
     "end_run",
     "forecast",
     "list_versions",

@@ -73,6 +73,15 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
 
 
+def default_artifact_location(uri: str) -> str | None:
+    """``<db dir>/mlartifacts`` for a SQLite store (not MLflow's ``./mlruns`` in the working directory).
+
+    None for other stores, whose server decides.
+    """
+    db = _sqlite_path(uri)
+    return None if db is None else (db.resolve().parent / "mlartifacts").as_uri()
+
+
 def connect(
     uri: str,
     experiment: str,
@@ -85,8 +94,8 @@ def connect(
     Args:
         uri: MLflow tracking URI.
         experiment: experiment name; created when missing.
-        artifact_location: where a newly created experiment stores artifacts (the embedded
-            store keeps them under ``PDM_HOME`` rather than MLflow's ``./mlruns`` default).
+        artifact_location: where a newly created experiment stores artifacts; default
+            ``default_artifact_location(uri)``.
         timeout_s: per-request timeout of the HTTP reachability check.
 
     Raises:
@@ -96,6 +105,7 @@ def connect(
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    artifact_location = artifact_location or default_artifact_location(uri)
     try:
         with _fail_fast(timeout_s):
             client.search_experiments(max_results=1)
@@ -111,20 +121,10 @@ def connect(
     return Tracking(uri=uri, experiment_id=experiment_id, client=client)
 
 
-def embedded_artifact_location(settings: Settings) -> str | None:
-    """Artifact root for the embedded SQLite store (``<home>/mlartifacts``); None for a configured URI."""
-    if settings.tracking.uri:
-        return None
-    return (settings.home / "mlartifacts").resolve().as_uri()
-
-
 def connect_settings(settings: Settings, uri: str | None = None) -> Tracking:
     """``connect`` with the tracking section of ``settings`` (``uri`` overrides ``settings.tracking_uri``)."""
     return connect(
-        uri or settings.tracking_uri,
-        settings.tracking.experiment,
-        artifact_location=embedded_artifact_location(settings),
-        timeout_s=settings.tracking.connect_timeout_s,
+        uri or settings.tracking_uri, settings.tracking.experiment, timeout_s=settings.tracking.connect_timeout_s
     )
 
 
@@ -142,20 +142,3 @@ def start_parent_run(tracking: Tracking, name: str, tags: Mapping[str, str], par
 def end_run(tracking: Tracking, run_id: str, outcome: RunOutcome = "FINISHED") -> None:
     """Close a run opened with ``start_parent_run``."""
     tracking.client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.from_string(outcome)))
-
-
-def data_version_tags(data_dir: str | Path) -> dict[str, str]:
-    """Lineage tags for runs trained on ``data_dir``: ``data.dir`` and, when available, its version.
-
-    The version comes from ``pdm_ray.data.versioning.data_version`` (content hash + DVC
-    source); it is imported lazily so tracking works before versioning is set up.
-    """
-    tags = {"data.dir": str(Path(data_dir).resolve())}
-    try:
-        from pdm_ray.data.versioning import data_version
-    except ImportError:
-        return tags
-    version = data_version(data_dir)
-    tags["data.version"] = str(version.hash)
-    tags["data.source"] = str(version.source)
-    return tags

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 
 from pdm_ray.config import Settings
 from pdm_ray.errors import TrackingError
-from pdm_ray.tracking.runs import connect_settings, embedded_artifact_location
+from pdm_ray.tracking.runs import connect_settings, default_artifact_location
 
 logger = logging.getLogger(__name__)
 
@@ -121,15 +121,15 @@ def local_mlflow_server(
 def tracking_uri_for_writers(settings: Settings, *, several_writers: bool) -> Iterator[str]:
     """The tracking URI that processes should log to, with a local server when it is needed.
 
-    A configured URI (http, postgresql) is used as is. The embedded SQLite store is used
-    directly by a single writer; with ``several_writers`` the store is first created here
-    and then served by ``local_mlflow_server`` for as long as the block runs.
+    A server URI (http, postgresql) is used as is. A SQLite store is used directly by a
+    single writer; with ``several_writers`` the store is first created here and then
+    served by ``local_mlflow_server`` for as long as the block runs.
 
     Raises:
         TrackingError: the store is unreachable or the server did not start.
     """
     tracking = connect_settings(settings)
-    artifacts = embedded_artifact_location(settings)
+    artifacts = default_artifact_location(tracking.uri)
     if not several_writers or artifacts is None:
         yield tracking.uri
         return

@@ -11,8 +11,7 @@ from pdm_ray.tracking.runs import (
     PARENT_RUN_TAG,
     connect,
     connect_settings,
-    data_version_tags,
-    embedded_artifact_location,
+    default_artifact_location,
     end_run,
     start_parent_run,
 )
@@ -38,11 +37,13 @@ def test_connect_creates_a_new_sqlite_store_in_a_missing_directory(tmp_path: Pat
     assert (tmp_path / "home" / "mlflow.db").is_file()
     assert tracking.uri == settings.tracking_uri
     location = tracking.client.get_experiment(tracking.experiment_id).artifact_location
-    assert location == embedded_artifact_location(settings) == (tmp_path / "home" / "mlartifacts").resolve().as_uri()
+    assert location == (tmp_path / "home" / "mlartifacts").resolve().as_uri()
 
 
-def test_configured_uri_keeps_mlflow_default_artifact_location(tmp_path: Path) -> None:
-    assert embedded_artifact_location(Settings(home=tmp_path, tracking={"uri": "http://127.0.0.1:1"})) is None
+def test_artifacts_default_next_to_a_sqlite_store_and_to_the_server_otherwise(tmp_path: Path) -> None:
+    assert default_artifact_location(f"sqlite:///{tmp_path}/x/m.db") == (tmp_path / "x" / "mlartifacts").as_uri()
+    assert default_artifact_location("http://127.0.0.1:5000") is None
+    assert default_artifact_location("postgresql://db/mlflow") is None
 
 
 def test_unreachable_http_uri_fails_with_the_uri_in_the_message() -> None:
@@ -73,8 +74,3 @@ def test_parent_run_groups_children_and_ends_with_the_outcome(mlflow_uri: str) -
     assert run.data.params == {"model": "lstm", "num_samples": "2"}
     found = tracking.client.search_runs([tracking.experiment_id], f"tags.`{PARENT_RUN_TAG}` = '{parent}'")
     assert [r.info.run_id for r in found] == [child.info.run_id]
-
-
-def test_data_version_tags_name_the_resolved_directory(tmp_path: Path) -> None:
-    tags = data_version_tags(tmp_path)
-    assert tags["data.dir"] == str(tmp_path.resolve())

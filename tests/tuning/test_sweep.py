@@ -1,0 +1,122 @@
+"""A real sweep on real Ray and MLflow (SQLite under tmp): 2 sample channels x 2 trials, 2 epochs.
+
+The sweep is the example in ``run_sweep``'s docstring, executed with doctest once per
+module; the tests then read what it left in MLflow and the registry.
+"""
+
+from __future__ import annotations
+
+import doctest
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pdm_ray.config import DEFAULT_CONFIG, Settings
+from pdm_ray.errors import TrackingError, UnknownSensorError
+from pdm_ray.tracking.runs import PARENT_RUN_TAG
+from tuning import sweep as sweep_module
+from tuning.sweep import SweepResult, run_sweep
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+REPO = DEFAULT_CONFIG.parent.parent
+SAMPLE = REPO / "data" / "sample"
+
+
+def _tiny_data(root: Path, channels: tuple[str, ...] = ("A-2", "T-1")) -> Path:
+    """300 train / 200 test steps of sample channels, without labels (they lie beyond the slice)."""
+    for split, n in (("train", 300), ("test", 200)):
+        (root / split).mkdir(parents=True)
+        for cid in channels:
+            np.save(root / split / f"{cid}.npy", np.load(SAMPLE / split / f"{cid}.npy")[:n])
+    return root
+
+
+@dataclass(frozen=True)
+class Swept:
+    result: SweepResult
+    client: MlflowClient
+    home: Path
+
+
+@pytest.fixture(scope="module")
+def swept(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Swept:
+    home = tmp_path_factory.mktemp("home")
+    data_dir = _tiny_data(tmp_path_factory.mktemp("data"))
+    (test,) = doctest.DocTestFinder().find(run_sweep, "run_sweep", globs={"home": str(home), "data_dir": str(data_dir)})
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(REPO)  # the example names configs/sweeps/lstm.yaml relative to the repository
+        outcome = runner.run(test, clear_globs=False)
+    assert outcome.failed == 0, "the docstring example of run_sweep failed (see the doctest output above)"
+    result = test.globs["result"]
+    return Swept(result, MlflowClient(result.tracking_uri), home)
+
+
+def _children(s: Swept) -> list:
+    exp = s.client.get_experiment_by_name("pdm-ray")
+    return s.client.search_runs([exp.experiment_id], f"tags.`{PARENT_RUN_TAG}` = '{s.result.parent_run_id}'")
+
+
+def test_every_trial_is_a_child_run_with_params_tags_and_epoch_metrics(swept: Swept) -> None:
+    runs = _children(swept)
+    assert len(runs) == swept.result.n_trials == 4
+    assert sorted(r.data.tags["pdm.channel"] for r in runs) == ["A-2", "A-2", "T-1", "T-1"]
+    for run in runs:
+        tags, params = run.data.tags, run.data.params
+        assert tags["pdm.model"] == "lstm" and tags["pdm.sweep_id"] == swept.result.sweep_id
+        assert tags["data.version_source"] == "content-hash" and len(tags["data.version"]) == 64
+        assert {"learning_rate", "units", "layers", "channel"} <= set(params)
+        assert run.info.status == "FINISHED"
+        history = swept.client.get_metric_history(run.info.run_id, "val_loss")
+        assert [m.step for m in history] == [1, 2]  # one point per epoch (training_iteration)
+        ratio = swept.client.get_metric_history(run.info.run_id, "val_ratio")
+        naive = swept.client.get_metric_history(run.info.run_id, "naive_val_loss")
+        for r, v, n in zip(ratio, history, naive, strict=True):
+            assert r.value == pytest.approx(v.value / n.value, rel=1e-6)
+    parent = swept.client.get_run(swept.result.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["channels_registered"] == 2
+
+
+def test_best_trial_per_channel_is_registered_as_staging(swept: Swept) -> None:
+    runs = _children(swept)
+    for best in swept.result.channels:
+        mine = [r for r in runs if r.data.tags["pdm.channel"] == best.channel]
+        lowest = min(mine, key=lambda r: r.data.metrics["best_val_ratio"])
+        assert best.run_id == lowest.info.run_id
+        assert best.val_ratio == pytest.approx(lowest.data.metrics["best_val_ratio"])
+        name = f"pdm-{best.channel}-lstm"
+        version = swept.client.get_model_version_by_alias(name, "staging")
+        assert str(version.version) == best.version and version.run_id == best.run_id
+        assert version.tags["pdm.sweep_id"] == swept.result.sweep_id
+        assert float(version.tags["pdm.val_loss"]) == pytest.approx(best.val_loss, rel=1e-5)
+        assert set(best.config) == {"learning_rate", "units", "layers"}
+
+
+def test_unreachable_tracking_uri_fails_before_any_trial(ray_cluster: None, tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    settings = Settings(home=tmp_path, windows={"l_s": 30, "n_predictions": 2}, tracking={"uri": uri})
+    data_dir = _tiny_data(tmp_path / "data", ("T-1",))
+    with pytest.raises(TrackingError, match=uri):
+        run_sweep(["T-1"], settings=settings, data_dir=data_dir, num_samples=1)
+    assert not (tmp_path / "tune").exists()
+
+
+def test_unknown_channel_fails_before_tracking(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, windows={"l_s": 30, "n_predictions": 2})
+    with pytest.raises(UnknownSensorError, match=r"no train data for channel\(s\) \['Z-9'\]"):
+        run_sweep(["T-1", "Z-9"], settings=settings, data_dir=_tiny_data(tmp_path / "d", ("T-1",)))
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_asha_max_t_follows_the_swept_epochs() -> None:
+    settings = Settings(sweep={"search_space": {"epochs": {"choice": [2, 5]}}, "grace_period": 9})
+    scheduler = sweep_module._scheduler(settings.sweep, settings)
+    assert scheduler._max_t == 5 and scheduler._brackets[0]._rungs[-1][0] == 5  # grace period clipped to max_t

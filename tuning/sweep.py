@@ -1,0 +1,424 @@
+"""Sweeps across sensors: one Ray Tune ``Tuner`` for all channels, every trial an MLflow run.
+
+Ray's many-model pattern: ``channel`` is a ``tune.grid_search`` dimension next to the
+sampled hyper-parameters, so ``num_samples`` configs are tried *per channel* in one Tuner
+that shares the cluster. ASHA (Li et al. 2018, arXiv:1810.05934) compares trials of all
+channels on ``val_ratio`` = validation MSE / persistence MSE, which is scale-free and so
+comparable across sensors (a raw MSE would let easy channels starve hard ones).
+
+Tracking: the driver creates/upgrades the MLflow store first (``connect``; SQLite schema
+set-up is not safe for concurrent creators), opens one parent run per sweep, and Tune's
+``MLflowLoggerCallback`` logs every trial as a child run (``mlflow.parentRunId``) with its
+params, per-epoch metrics and tags (channel, model, sweep id, data version). The
+callback runs in the driver, so the embedded SQLite store has one writer and needs no
+server. After the sweep the best trial of each channel (lowest ``best_val_ratio``) is
+logged as a pyfunc model to its run and registered as a new ``staging`` version of
+``pdm-<channel>-<model>``; with ``promote=True`` the promotion gate runs too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ray
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+from pydantic import ValidationError
+from ray import tune
+from ray.air.integrations.mlflow import MLflowLoggerCallback
+from ray.tune.experiment import Trial
+from ray.tune.result import TRAINING_ITERATION
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search.basic_variant import BasicVariantGenerator
+
+from pdm_ray.config import Settings, SweepSettings
+from pdm_ray.data import list_channels, load_channel
+from pdm_ray.data.pipeline import prepare_channel
+from pdm_ray.data.versioning import data_version
+from pdm_ray.errors import ConfigError, SweepError, UnknownSensorError
+from pdm_ray.ids import validate_sensor_id
+from pdm_ray.models import load_model
+from pdm_ray.tracking import GateDecision, Tracking, connect_settings, end_run, promote, register_version
+from pdm_ray.tracking.runs import PARENT_RUN_TAG, start_parent_run
+from tuning.space import tune_search_space
+from tuning.trainable import EPOCH_METRICS, train_channel
+
+logger = logging.getLogger(__name__)
+
+METRIC = "val_ratio"
+SELECT_METRIC = "best_val_ratio"
+
+
+@dataclass(frozen=True)
+class ChannelBest:
+    """The winner of one channel's trials.
+
+    Attributes:
+        channel: the channel id.
+        config: the sampled values of the best trial (without ``channel``).
+        val_loss: its best validation MSE (normalized units).
+        val_ratio: ``val_loss`` / persistence MSE on the same windows.
+        epochs: epochs the trial ran.
+        trials: trials of this channel that finished without error.
+        run_id: the MLflow run of the best trial (holds the logged pyfunc model).
+        version: the registered version (alias ``staging`` unless promoted).
+        decision: the promotion gate's verdict when the sweep ran it.
+    """
+
+    channel: str
+    config: dict[str, Any]
+    val_loss: float
+    val_ratio: float
+    epochs: int
+    trials: int
+    run_id: str
+    version: str
+    decision: GateDecision | None = None
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a sweep produced.
+
+    Attributes:
+        sweep_id: id shared by the parent run, the trial runs (``pdm.sweep_id``) and the Tune directory.
+        model: forecaster kind.
+        parent_run_id: the MLflow run grouping the trials.
+        tracking_uri: where the runs and versions are.
+        channels: the best trial per channel that had one, in the order asked.
+        failed: channel -> error of its last failed trial, for channels without any success.
+        n_trials: trials run in total.
+        wall_seconds: wall-clock time of ``Tuner.fit``.
+        tune_path: the Tune experiment directory (checkpoints, results).
+    """
+
+    sweep_id: str
+    model: str
+    parent_run_id: str
+    tracking_uri: str
+    channels: tuple[ChannelBest, ...]
+    failed: dict[str, str] = field(default_factory=dict)
+    n_trials: int = 0
+    wall_seconds: float = 0.0
+    tune_path: str = ""
+
+
+class TrialRunsCallback(MLflowLoggerCallback):
+    """Tune's ``MLflowLoggerCallback`` with per-trial tags and one batched write per result.
+
+    The base callback gives every run the same tags (here: ``mlflow.parentRunId``, sweep
+    id, model, data version); the channel differs per trial, so it is added when the run
+    is created. The base logs every numeric field of a result with one request each
+    (about 20 SQLite transactions per epoch, all in the driver); this logs the metrics the
+    trainable reports plus Tune's timings in a single ``log_batch``.
+    """
+
+    METRICS = (*EPOCH_METRICS, "time_this_iter_s", "time_total_s")
+
+    def log_trial_start(self, trial: Trial) -> None:
+        if trial not in self._trial_runs:
+            tags = {
+                **self.tags,
+                "trial_name": str(trial),
+                "pdm.channel": str(trial.config["channel"]),
+                "pdm.trial_id": trial.trial_id,
+            }
+            run = self.mlflow_util.start_run(tags=tags, run_name=str(trial))
+            self._trial_runs[trial] = run.info.run_id
+            params = [Param(k, str(v)) for k, v in sorted(trial.config.items())]
+            MlflowClient(self.tracking_uri).log_batch(run.info.run_id, params=params)
+
+    def log_trial_result(self, iteration: int, trial: Trial, result: dict[str, Any]) -> None:
+        step = int(result[TRAINING_ITERATION])
+        stamp = int(time.time() * 1000)
+        metrics = [Metric(k, float(result[k]), stamp, step) for k in self.METRICS if k in result]
+        MlflowClient(self.tracking_uri).log_batch(self._trial_runs[trial], metrics=metrics)
+
+
+def sweep_settings(
+    settings: Settings,
+    *,
+    model: str | None = None,
+    search_space: Mapping[str, Any] | None = None,
+    num_samples: int | None = None,
+    scheduler: str | None = None,
+    max_concurrent_trials: int | None = None,
+    resources_per_trial: Mapping[str, float] | None = None,
+) -> SweepSettings:
+    """``settings.sweep`` with the given overrides, validated (None keeps the configured value).
+
+    Raises:
+        ConfigError: an override is invalid (unknown parameter, bad bounds, ...).
+    """
+    update: dict[str, Any] = {
+        "model": model,
+        "search_space": dict(search_space) if search_space is not None else None,
+        "num_samples": num_samples,
+        "scheduler": scheduler,
+        "max_concurrent_trials": max_concurrent_trials,
+    }
+    if resources_per_trial is not None:
+        unknown = sorted(set(resources_per_trial) - {"cpu", "gpu"})
+        if unknown:
+            raise ConfigError(f"resources_per_trial: unknown resource(s) {unknown}; use cpu and gpu")
+        update["cpus_per_trial"] = resources_per_trial.get("cpu")
+        update["gpus_per_trial"] = resources_per_trial.get("gpu")
+    doc = {**settings.sweep.model_dump(), **{k: v for k, v in update.items() if v is not None}}
+    try:
+        return SweepSettings.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in ("sweep", *first["loc"]))
+        raise ConfigError(f"{where}: {first['msg']}") from None
+
+
+def _scheduler(sweep: SweepSettings, settings: Settings) -> TrialScheduler:
+    if sweep.scheduler == "fifo":
+        return FIFOScheduler()
+    epochs = sweep.search_space.get("epochs")
+    max_t = settings.train.epochs
+    if epochs is not None:
+        bounds = [epochs.value] if epochs.value is not None else (epochs.choice or epochs.randint or [max_t])
+        max_t = int(max(float(b) for b in bounds))
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=max_t,
+        grace_period=min(sweep.grace_period, max_t),
+        reduction_factor=sweep.reduction_factor,
+    )
+
+
+def _check_channels(channels: Sequence[str], data_dir: Path, settings: Settings) -> list[str]:
+    """Validate ids, presence and preprocessing of every channel before any trial starts."""
+    ids = [validate_sensor_id(c) for c in channels]
+    if not ids:
+        raise ConfigError("a sweep needs at least one channel")
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"channels listed twice: {sorted({c for c in ids if ids.count(c) > 1})}")
+    missing = sorted(set(ids) - set(list_channels(data_dir)))
+    if missing:
+        raise UnknownSensorError(f"{data_dir}: no train data for channel(s) {missing}")
+    for cid in ids:
+        prepare_channel(load_channel(data_dir, cid), settings)  # quality gate, windows: fail before Tune
+    return ids
+
+
+def _ensure_ray(settings: Settings) -> None:
+    if not ray.is_initialized():
+        ray.init(
+            address=settings.ray.address,
+            namespace=settings.ray.namespace,
+            num_cpus=settings.ray.num_cpus,
+            include_dashboard=False,
+        )
+
+
+def _trial_runs(tracking: Tracking, parent_run_id: str) -> dict[str, str]:
+    """trial id -> MLflow run id of the sweep's child runs."""
+    runs = tracking.client.search_runs(
+        [tracking.experiment_id], f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'", max_results=10000
+    )
+    return {r.data.tags["pdm.trial_id"]: r.info.run_id for r in runs if "pdm.trial_id" in r.data.tags}
+
+
+def _error_line(error: BaseException) -> str:
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def run_sweep(
+    channels: Sequence[str],
+    model: str | None = None,
+    *,
+    settings: Settings,
+    data_dir: str | Path | None = None,
+    search_space: Mapping[str, Any] | None = None,
+    num_samples: int | None = None,
+    scheduler: str | None = None,
+    max_concurrent_trials: int | None = None,
+    resources_per_trial: Mapping[str, float] | None = None,
+    promote_best: bool = False,
+    verbose: int = 0,
+) -> SweepResult:
+    """Tune one forecaster per channel, log every trial to MLflow, register each channel's best.
+
+    Keyword overrides replace the matching ``settings.sweep`` field (None keeps it);
+    ``search_space`` takes the YAML form, e.g. ``{"learning_rate": {"loguniform": [1e-4,
+    1e-2]}}``. Ray is started from ``settings.ray`` when it is not running yet.
+
+    Example (executed by ``tests/tuning/test_sweep.py`` with ``home`` a temporary
+    directory and ``data_dir`` holding 300-step slices of the sample channels):
+
+    >>> from pdm_ray.config import load_settings
+    >>> from tuning.sweep import run_sweep
+    >>> settings = load_settings("configs/sweeps/lstm.yaml", env={
+    ...     "PDM_HOME": home, "PDM_WINDOWS__L_S": "30", "PDM_WINDOWS__N_PREDICTIONS": "2",
+    ...     "PDM_TRAIN__EPOCHS": "2"})
+    >>> result = run_sweep(["A-2", "T-1"], settings=settings, data_dir=data_dir, num_samples=2,
+    ...     search_space={"learning_rate": {"loguniform": [1e-3, 1e-2]}, "units": {"choice": [8, 16]},
+    ...                   "layers": {"value": 1}})
+    >>> [(best.channel, best.version, best.trials) for best in result.channels]
+    [('A-2', '1', 2), ('T-1', '1', 2)]
+
+    Args:
+        channels: channel ids in ``data_dir``.
+        model: ``lstm`` or ``transformer`` (default ``settings.sweep.model``).
+        settings: everything else (windows, train, tracking, ray, home).
+        data_dir: Telemanom-layout directory (default ``settings.data.dir``).
+        search_space: parameter -> ``{loguniform|uniform|randint|choice|value: ...}``.
+        num_samples: sampled configs per channel.
+        scheduler: ``asha`` or ``fifo``.
+        max_concurrent_trials: trials running at once.
+        resources_per_trial: ``{"cpu": ..., "gpu": ...}`` per trial.
+        promote_best: run the promotion gate on each newly registered version.
+        verbose: Tune's console verbosity (0 quiet, 1 status table).
+
+    Raises:
+        ConfigError: bad overrides or channel list.
+        UnknownSensorError: a channel has no data in ``data_dir``.
+        DataError: a channel's data fails its quality gate or is too short.
+        TrackingError: the tracking URI is unreachable (before any trial starts).
+        SweepError: every trial failed.
+    """
+    sweep = sweep_settings(
+        settings,
+        model=model,
+        search_space=search_space,
+        num_samples=num_samples,
+        scheduler=scheduler,
+        max_concurrent_trials=max_concurrent_trials,
+        resources_per_trial=resources_per_trial,
+    )
+    settings = settings.model_copy(update={"home": settings.home.resolve(), "sweep": sweep})
+    data_path = Path(data_dir if data_dir is not None else settings.data.dir).resolve()
+    ids = _check_channels(channels, data_path, settings)
+    tracking = connect_settings(settings)
+    data_tags = data_version(data_path).as_tags()
+    sweep_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    common_tags = {"pdm.sweep_id": sweep_id, "pdm.model": sweep.model, **data_tags}
+    parent = start_parent_run(
+        tracking,
+        f"sweep-{sweep_id}",
+        common_tags,
+        {
+            "model": sweep.model,
+            "channels": ",".join(ids),
+            "num_samples": sweep.num_samples,
+            "scheduler": sweep.scheduler,
+            "max_concurrent_trials": sweep.max_concurrent_trials,
+            "search_space": json.dumps({k: v.model_dump(exclude_none=True) for k, v in sweep.search_space.items()}),
+        },
+    )
+    logger.info("sweep %s: %d channel(s) x %d sample(s) of %s", sweep_id, len(ids), sweep.num_samples, sweep.model)
+    _ensure_ray(settings)
+    storage = settings.home / "tune"
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            train_channel, settings_doc=settings.model_dump(mode="json"), data_dir=str(data_path), model=sweep.model
+        ),
+        {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial},
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space=tune_search_space(sweep, ids),
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode="min",
+            num_samples=sweep.num_samples,
+            scheduler=_scheduler(sweep, settings),
+            # Tune ignores TuneConfig.max_concurrent_trials next to a SearchGenerator: the limit goes here.
+            search_alg=BasicVariantGenerator(
+                max_concurrent=sweep.max_concurrent_trials or 0, random_state=settings.train.seed
+            ),
+        ),
+        run_config=tune.RunConfig(
+            name=f"sweep-{sweep_id}",
+            storage_path=str(storage),
+            callbacks=[
+                TrialRunsCallback(
+                    tracking_uri=tracking.uri,
+                    experiment_name=settings.tracking.experiment,
+                    tags={PARENT_RUN_TAG: parent, **common_tags},
+                )
+            ],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            verbose=verbose,
+        ),
+    )
+    started = time.perf_counter()
+    # Tune's console reporter prints its header even at verbose=0; quiet means quiet.
+    quiet = contextlib.redirect_stdout(io.StringIO()) if verbose == 0 else contextlib.nullcontext()
+    try:
+        with quiet:
+            grid = tuner.fit()
+    except BaseException:
+        end_run(tracking, parent, "FAILED")
+        raise
+    wall = time.perf_counter() - started
+
+    run_of_trial = _trial_runs(tracking, parent)
+    best: list[ChannelBest] = []
+    failed: dict[str, str] = {}
+    results = [grid[i] for i in range(len(grid))]
+    for cid in ids:
+        mine = [r for r in results if r.config["channel"] == cid]
+        ok = [r for r in mine if r.error is None and r.checkpoint is not None and SELECT_METRIC in r.metrics]
+        if not ok:
+            errors = [_error_line(r.error) for r in mine if r.error is not None]
+            failed[cid] = errors[-1] if errors else "no trial reported a checkpoint"
+            logger.warning("%s: every trial failed: %s", cid, failed[cid])
+            continue
+        winner = min(ok, key=lambda r: float(r.metrics[SELECT_METRIC]))
+        run_id = run_of_trial[winner.metrics["trial_id"]]
+        with winner.checkpoint.as_directory() as ckpt:
+            trained = load_model(ckpt)
+        tracking.client.set_tag(run_id, "pdm.best_of_channel", "true")
+        version = register_version(
+            tracking,
+            run_id,
+            trained,
+            cid,
+            {"pdm.sweep_id": sweep_id, "pdm.val_ratio": repr(float(winner.metrics[SELECT_METRIC])), **data_tags},
+        )
+        decision = promote(tracking, load_channel(data_path, cid), sweep.model, settings) if promote_best else None
+        best.append(
+            ChannelBest(
+                channel=cid,
+                config={k: v for k, v in winner.config.items() if k != "channel"},
+                val_loss=float(winner.metrics["best_val_loss"]),
+                val_ratio=float(winner.metrics[SELECT_METRIC]),
+                epochs=int(winner.metrics["training_iteration"]),
+                trials=len(ok),
+                run_id=run_id,
+                version=version.version,
+                decision=decision,
+            )
+        )
+    if not best:
+        end_run(tracking, parent, "FAILED")
+        raise SweepError(f"sweep {sweep_id}: every trial failed: " + "; ".join(f"{c}: {e}" for c, e in failed.items()))
+    tracking.client.log_metric(parent, "channels_registered", len(best))
+    tracking.client.log_metric(parent, "mean_best_val_ratio", math.fsum(b.val_ratio for b in best) / len(best))
+    end_run(tracking, parent, "FINISHED")
+    return SweepResult(
+        sweep_id=sweep_id,
+        model=sweep.model,
+        parent_run_id=parent,
+        tracking_uri=tracking.uri,
+        channels=tuple(best),
+        failed=failed,
+        n_trials=len(results),
+        wall_seconds=wall,
+        tune_path=str(storage / f"sweep-{sweep_id}"),
+    )
