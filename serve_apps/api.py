@@ -24,7 +24,7 @@ import time
 from typing import Any, Protocol
 
 import numpy as np
-from fastapi import FastAPI, Path
+from fastapi import FastAPI, HTTPException, Path
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -57,7 +57,7 @@ from serve_apps.scoring import WindowForecast, WindowInput, WindowScores
 from serve_apps.timestamps import future_times, to_epoch_seconds
 from serve_apps.versions import ProductionVersions, model_id
 
-SENSOR_PATH = Path(description="sensor id, ``^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$``", max_length=64)
+SENSOR_PATH = Path(description="sensor id, ``^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`` (others answer 404)")
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 422, 503)}
 
 
@@ -157,12 +157,23 @@ class _Guard:
                 status = message["status"]
             await send(message)
 
+        received = 0
+
+        async def limited_receive() -> Message:
+            # A chunked body has no Content-Length to check up front: count while reading.
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise HTTPException(413, f"request body exceeds serve.max_body_bytes={self.max_body_bytes}")
+            return message
+
         try:
             rejection = self._reject(scope)
             if rejection is not None:
                 await rejection(scope, receive, send_status)
             else:
-                await self.app(scope, receive, send_status)
+                await self.app(scope, limited_receive, send_status)
         finally:
             if self.metrics is not None:
                 route = scope.get("route")
@@ -216,7 +227,6 @@ def create_app(
         title="pdm-ray",
         version="1",
         description="Predictive maintenance for sensor fleets: Telemanom anomaly detection and forecasts.",
-        max_body_size=settings.max_body_bytes,
     )
     errors.install(app)
 

@@ -101,6 +101,9 @@ def _validation_error(exc: RequestValidationError) -> HttpError:
     return HttpError(422, "invalid_input", f"{field or 'body'}: {first.get('msg', 'invalid')}{suffix}", field)
 
 
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers that produce the API's error bodies."""
 
@@ -110,7 +113,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
         return HttpError(exc.status_code, code, str(exc.detail), None).response()
 
     @app.exception_handler(PdmError)

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pdm_ray.config import ThresholdSettings
 from pdm_ray.data.normalize import Normalizer
 from pdm_ray.detection import detect
 from pdm_ray.models import TrainedModel
 from pdm_ray.tracking.pyfunc import forecast
 from serve_apps.errors import ApiError
 from serve_apps.scoring import ServedModel, WindowInput, WindowScores, forecast_windows, score_windows, unwrap
-from tests.serve_apps.support import L_S, N_PREDICTIONS, sine_series
+from tests.serve_apps.support import L_S, N_PREDICTIONS, serve_settings, sine_series
 
-THRESHOLD = ThresholdSettings(batch_size=20, window_size=5, smoothing_perc=0.1, error_buffer=3, warmup=10)
+THRESHOLD = serve_settings(Path("unused")).threshold
 
 
 def _served(model: TrainedModel) -> ServedModel:
@@ -35,7 +36,7 @@ def one_feature(tiny_models: dict[int, TrainedModel]) -> ServedModel:
 
 def test_scores_match_the_core_and_sequences_index_the_window(one_feature: ServedModel) -> None:
     series = sine_series(200, seed=3)
-    series[150:153, 0] += 6.0  # a spike the threshold must flag
+    series[150:153, 0] += 40.0  # a spike the threshold must flag
     (scores,) = score_windows(one_feature, [_window(series)], THRESHOLD)
     assert isinstance(scores, WindowScores)
     assert (scores.name, scores.version, scores.l_s) == ("pdm-T-1-lstm", "7", L_S)
