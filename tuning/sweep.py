@@ -58,6 +58,9 @@ logger = logging.getLogger(__name__)
 
 METRIC = "val_ratio"
 SELECT_METRIC = "best_val_ratio"
+#: Environment of trial workers: one XLA thread per trial. Each trial holds one CPU, and
+#: XLA's own thread pool would otherwise oversubscribe the cores concurrent trials use.
+TRIAL_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1", "JAX_PLATFORMS": "cpu"}
 
 
 @dataclass(frozen=True)
@@ -214,13 +217,20 @@ def _check_channels(channels: Sequence[str], data_dir: Path, settings: Settings)
     return ids
 
 
-def _ensure_ray(settings: Settings) -> None:
+def _ensure_ray(settings: Settings, verbose: int) -> None:
+    """Start (or attach to) Ray from ``settings.ray`` unless the caller already did.
+
+    Worker output reaches the driver's console only when ``verbose``; trial errors are
+    reported through the results either way.
+    """
     if not ray.is_initialized():
         ray.init(
             address=settings.ray.address,
             namespace=settings.ray.namespace,
-            num_cpus=settings.ray.num_cpus,
+            num_cpus=None if settings.ray.address else settings.ray.num_cpus,
             include_dashboard=False,
+            log_to_driver=verbose > 0,
+            runtime_env={"env_vars": TRIAL_ENV},
         )
 
 
@@ -321,7 +331,7 @@ def run_sweep(
         },
     )
     logger.info("sweep %s: %d channel(s) x %d sample(s) of %s", sweep_id, len(ids), sweep.num_samples, sweep.model)
-    _ensure_ray(settings)
+    _ensure_ray(settings, verbose)
     storage = settings.home / "tune"
     trainable = tune.with_resources(
         tune.with_parameters(

@@ -25,7 +25,7 @@ import logging
 import math
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar, get_args
 
@@ -462,17 +462,25 @@ def rollback(tracking: Tracking, channel: str, kind: str, reason: str) -> Rollba
 
 
 def list_versions(tracking: Tracking, channel: str | None = None, kind: str | None = None) -> list[VersionInfo]:
-    """Versions of pdm-ray registered models, newest first per model, optionally for one channel/kind."""
+    """Versions of pdm-ray registered models, newest first per model, optionally for one channel/kind.
+
+    Aliases are read from the registered models: version searches do not carry them.
+    """
     if channel is not None:
         kinds = [kind] if kind is not None else list(get_args(ModelKind))
-        names = [model_name(channel, k) for k in kinds]
-        filters = [f"name = '{n}'" for n in names]
+        filters = [f"name = '{model_name(channel, k)}'" for k in kinds]
     else:
         filters = [f"name LIKE '{NAME_PREFIX}%'"]
-    out: list[VersionInfo] = []
+    found: list[ModelVersion] = []
     for flt in filters:
-        versions = _client_call(tracking, "listing model versions", tracking.client.search_model_versions, flt)
-        out.extend(VersionInfo.of(mv) for mv in versions)
+        found.extend(_client_call(tracking, "listing model versions", tracking.client.search_model_versions, flt))
     if kind is not None:
-        out = [v for v in out if v.name.endswith(f"-{kind}")]
+        found = [mv for mv in found if mv.name.endswith(f"-{kind}")]
+    aliases: dict[tuple[str, str], list[str]] = {}
+    for name in {mv.name for mv in found}:
+        for alias, version in (tracking.client.get_registered_model(name).aliases or {}).items():
+            aliases.setdefault((name, str(version)), []).append(alias)
+    out = [
+        replace(VersionInfo.of(mv), aliases=tuple(sorted(aliases.get((mv.name, str(mv.version)), ())))) for mv in found
+    ]
     return sorted(out, key=lambda v: (v.name, -int(v.version)))

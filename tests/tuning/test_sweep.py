@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import doctest
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -24,16 +24,6 @@ from tuning.sweep import SweepResult, run_sweep
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 REPO = DEFAULT_CONFIG.parent.parent
-SAMPLE = REPO / "data" / "sample"
-
-
-def _tiny_data(root: Path, channels: tuple[str, ...] = ("A-2", "T-1")) -> Path:
-    """300 train / 200 test steps of sample channels, without labels (they lie beyond the slice)."""
-    for split, n in (("train", 300), ("test", 200)):
-        (root / split).mkdir(parents=True)
-        for cid in channels:
-            np.save(root / split / f"{cid}.npy", np.load(SAMPLE / split / f"{cid}.npy")[:n])
-    return root
 
 
 @dataclass(frozen=True)
@@ -44,9 +34,9 @@ class Swept:
 
 
 @pytest.fixture(scope="module")
-def swept(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Swept:
+def swept(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory, tiny_data: Callable[..., Path]) -> Swept:
     home = tmp_path_factory.mktemp("home")
-    data_dir = _tiny_data(tmp_path_factory.mktemp("data"))
+    data_dir = tiny_data(tmp_path_factory.mktemp("data") / "d")
     (test,) = doctest.DocTestFinder().find(run_sweep, "run_sweep", globs={"home": str(home), "data_dir": str(data_dir)})
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     with pytest.MonkeyPatch.context() as mp:
@@ -97,22 +87,22 @@ def test_best_trial_per_channel_is_registered_as_staging(swept: Swept) -> None:
         assert set(best.config) == {"learning_rate", "units", "layers"}
 
 
-def test_unreachable_tracking_uri_fails_before_any_trial(ray_cluster: None, tmp_path: Path) -> None:
+def test_unreachable_tracking_uri_fails_before_any_trial(tmp_path: Path, tiny_data: Callable[..., Path]) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     uri = f"http://127.0.0.1:{port}"
     settings = Settings(home=tmp_path, windows={"l_s": 30, "n_predictions": 2}, tracking={"uri": uri})
-    data_dir = _tiny_data(tmp_path / "data", ("T-1",))
+    data_dir = tiny_data(tmp_path / "data", ("T-1",))
     with pytest.raises(TrackingError, match=uri):
         run_sweep(["T-1"], settings=settings, data_dir=data_dir, num_samples=1)
     assert not (tmp_path / "tune").exists()
 
 
-def test_unknown_channel_fails_before_tracking(tmp_path: Path) -> None:
+def test_unknown_channel_fails_before_tracking(tmp_path: Path, tiny_data: Callable[..., Path]) -> None:
     settings = Settings(home=tmp_path, windows={"l_s": 30, "n_predictions": 2})
     with pytest.raises(UnknownSensorError, match=r"no train data for channel\(s\) \['Z-9'\]"):
-        run_sweep(["T-1", "Z-9"], settings=settings, data_dir=_tiny_data(tmp_path / "d", ("T-1",)))
+        run_sweep(["T-1", "Z-9"], settings=settings, data_dir=tiny_data(tmp_path / "d", ("T-1",)))
     assert not (tmp_path / "mlflow.db").exists()
 
 

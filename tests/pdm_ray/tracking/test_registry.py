@@ -153,6 +153,7 @@ def test_lifecycle_promote_reject_rollback(
     listed = list_versions(tracking, "S-1", "lstm")
     assert [v.version for v in listed] == [v3, v2, v1]
     assert [v.status for v in listed] == ["staging", "rolled_back", "production"]
+    assert [v.aliases for v in listed] == [("staging",), ("archived",), ("production",)]
 
 
 def test_promote_and_rollback_errors(mlflow_uri: str, channel: Channel, good_model: TrainedModel) -> None:

@@ -1,0 +1,54 @@
+"""``pdm-ray models list|promote|rollback`` against a real registry on SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pdm_ray.cli import main
+from pdm_ray.data.channels import Channel
+from pdm_ray.models import TrainedModel
+from pdm_ray.tracking.registry import register_version
+from pdm_ray.tracking.runs import connect
+
+
+def test_promote_list_rollback_from_the_command_line(
+    mlflow_uri: str,
+    tmp_path: Path,
+    channel: Channel,
+    good_model: TrainedModel,
+    bad_model: TrainedModel,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for split, series in (("train", channel.train), ("test", channel.test)):
+        (tmp_path / "data" / split).mkdir(parents=True)
+        np.save(tmp_path / "data" / split / "S-1.npy", series)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"home: {tmp_path}\ndata: {{dir: {tmp_path / 'data'}}}\ntracking: {{uri: '{mlflow_uri}'}}\n")
+    tracking = connect(mlflow_uri, "pdm-ray")
+    gate = ["models", "promote", "S-1", "--config", str(config)]
+
+    for model in (bad_model, good_model):
+        run = tracking.client.create_run(tracking.experiment_id)
+        register_version(tracking, run.info.run_id, model, "S-1")
+        assert main(gate) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("pdm-S-1-lstm version 1: promoted to production: no production version yet")
+    assert out[1].startswith("pdm-S-1-lstm version 2: promoted to production: validation MSE")
+
+    assert main(["models", "list", "--channel", "S-1", "--config", str(config)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert rows == [
+        ["pdm-S-1-lstm", "2", "production", "production", pytest.approx(rows[0][4])],
+        ["pdm-S-1-lstm", "1", "archived", "archived", pytest.approx(rows[1][4])],
+    ]
+
+    assert main(["models", "rollback", "S-1", "--reason", "false alarms", "--config", str(config)]) == 0
+    assert "moved back from version 2 to 1 (false alarms)" in capsys.readouterr().out
+    assert main(["models", "rollback", "S-1", "--reason", "again", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no earlier production version than 1" in err
+    assert main(gate) == 2
+    assert "has no staging version" in capsys.readouterr().err
