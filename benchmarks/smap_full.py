@@ -38,7 +38,6 @@ def main() -> None:
     parser.add_argument("--config", default=None)
     args = parser.parse_args()
 
-    from pdm_ray.benchmark.results import write_results
     from pdm_ray.config import load_settings
     from pdm_ray.data.channels import list_channels
 
@@ -55,21 +54,29 @@ def main() -> None:
                 f"{r.model} tp={getattr(r.counts, 'tp', '-')} fp={getattr(r.counts, 'fp', '-')}" for r in rows
             )
             print(f"[{n}/{len(channels)}] {futures[fut]} {time.perf_counter() - start:.0f}s {done}", flush=True)
+            _write(args, results, channels, start)  # partial results survive an interrupted run
+    out = _write(args, results, channels, start)
+    summary = json.loads((out / "summary.json").read_text())
+    for model, s in summary["models"].items():
+        print(model, json.dumps(s["total"]))
+    print(f"wall {time.perf_counter() - start:.1f}s -> {out}")
+
+
+def _write(args: argparse.Namespace, results: list, channels: list[str], start: float):
+    from pdm_ray.benchmark.results import write_results
+
     wall = time.perf_counter() - start
     meta = {
         "data": args.data,
         "model": args.model,
         "channels": len(channels),
+        "channels_done": len({r.chan_id for r in results}),
         "workers": args.workers,
         "wall_seconds": round(wall, 1),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {os.cpu_count()} cpus; jax devices: {_devices()}",
     }
-    out = write_results(sorted(results, key=lambda r: (r.model, r.chan_id)), args.out, meta)
-    summary = json.loads((out / "summary.json").read_text())
-    for model, s in summary["models"].items():
-        print(model, json.dumps(s["total"]))
-    print(f"wall {wall:.1f}s -> {out}")
+    return write_results(sorted(results, key=lambda r: (r.model, r.chan_id)), args.out, meta)
 
 
 def _devices() -> str:

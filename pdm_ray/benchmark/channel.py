@@ -119,7 +119,9 @@ def _score(
     label_mask = intervals_to_mask(channel.anomalies, len(channel.test))[l_s:]
     pred_mask = intervals_to_mask(seqs, len(channel.test))[l_s:]
     points = point_metrics(pred_mask, label_mask)
-    auc = roc_auc(det.point_scores, label_mask) if 0 < label_mask.sum() < len(label_mask) else None
+    # ROC-AUC ranks points by their smoothed error, the per-point score other papers use; the
+    # threshold-relative point_scores also rank unusually *low* errors high (the inverted pass).
+    auc = roc_auc(det.smoothed_errors, label_mask) if 0 < label_mask.sum() < len(label_mask) else None
     return ChannelResult(
         **{
             **result.__dict__,
