@@ -130,3 +130,10 @@ class ModelHost:
         info = HostedModel(sensor_id, source, model.spec.l_s, model.spec.n_features, time.time())
         self._models[sensor_id] = (model, info, True)
         return model
+
+
+def model_host_handle(settings: Settings, use_registry: bool = True) -> Any:
+    """The fleet's shared ``ModelHost`` (named ``model-host``, detached), started if there is none."""
+    return ModelHost.options(
+        name=MODEL_HOST_NAME, namespace=settings.ray.namespace, lifetime="detached", get_if_exists=True
+    ).remote(settings.model_copy(update={"home": Path(settings.home).resolve()}).model_dump(mode="json"), use_registry)

@@ -54,11 +54,6 @@ def actor_name(sensor_id: str) -> str:
     return f"sensor:{sensor_id}"
 
 
-def stream_settings(settings: Settings) -> StreamSettings:
-    """The sections a sensor's stream reads."""
-    return StreamSettings(settings.actors, settings.threshold, settings.drift, settings.quality, settings.windows.l_s)
-
-
 @dataclass(frozen=True)
 class IngestAck:
     """The answer to one batch.
@@ -106,7 +101,7 @@ class SensorActor:
 
     def __init__(self, sensor_id: str, settings: dict[str, Any], forecaster: Forecaster | None = None) -> None:
         resolved = Settings.model_validate(settings)
-        self._stream = SensorStream(sensor_id, stream_settings(resolved))
+        self._stream = SensorStream(sensor_id, StreamSettings.from_settings(resolved))
         self.sensor_id = self._stream.sensor_id
         self._cfg = resolved.actors
         self._store = SensorStore(sensor_dir(resolved.home, self.sensor_id), fsync=self._cfg.fsync)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pdm_ray.config import ActorsSettings, DriftSettings, QualitySettings, ThresholdSettings
+from pdm_ray.config import ActorsSettings, DriftSettings, QualitySettings, Settings, ThresholdSettings
 from pdm_ray.data.quality import QualityReport, assess_quality
 from pdm_ray.detection import streaming as detector
 from pdm_ray.drift import DriftMonitor
@@ -60,6 +60,11 @@ class StreamSettings:
     drift: DriftSettings
     quality: QualitySettings
     l_s: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StreamSettings:
+        """The sections of ``settings`` a stream reads (``l_s`` from ``windows``)."""
+        return cls(settings.actors, settings.threshold, settings.drift, settings.quality, settings.windows.l_s)
 
     def __post_init__(self) -> None:
         if self.actors.buffer_size < self.l_s:

@@ -69,18 +69,22 @@ class SensorStore:
     """The snapshot and write-ahead log of one sensor.
 
     Args:
-        directory: the sensor's directory (``sensor_dir(home, id)``).
+        directory: the sensor's directory (``sensor_dir(home, id)``), created on the first write.
         fsync: fsync each logged batch before ``log_batch`` returns.
     """
 
     def __init__(self, directory: str | Path, fsync: bool = True) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.snapshot_path = self.directory / SNAPSHOT_FILE
         self.wal = WriteAheadLog(self.directory / WAL_DIR, sync=fsync)
 
-    def recover(self, stream: SensorStream) -> RecoveryReport:
+    def recover(self, stream: SensorStream, repair: bool = True) -> RecoveryReport:
         """Load the snapshot into ``stream`` and replay the WAL records after it.
+
+        Args:
+            stream: a fresh stream of this sensor.
+            repair: truncate a torn WAL tail and allow logging afterwards; False only reads
+                (to inspect a sensor whose actor may be running).
 
         Raises:
             DataError: a damaged snapshot.
@@ -92,7 +96,7 @@ class SensorStore:
         snapshot_seq = stream.last_seq
         replayed = rescored = 0
         pending: ScoringRequest | None = None
-        for record in self.wal.recover():
+        for record in self.wal.recover(repair):
             if record.seq <= snapshot_seq:
                 continue  # covered by the snapshot (written before its segments were deleted)
             if record.kind == RecordKind.DATA:

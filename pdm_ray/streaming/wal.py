@@ -89,7 +89,7 @@ class WriteAheadLog:
     """Append-only, checksummed log in ``directory``; call ``recover`` once before appending.
 
     Args:
-        directory: the log's own directory (created if missing).
+        directory: the log's own directory (created on the first append).
         sync: ``fdatasync`` DATA records before returning (turn off only for throwaway data).
     """
 
@@ -98,7 +98,6 @@ class WriteAheadLog:
         self.sync = sync
         self._fd: int | None = None
         self._recovered = False
-        self.directory.mkdir(parents=True, exist_ok=True)
 
     def segments(self) -> list[Path]:
         """Segment files, oldest first."""
@@ -108,8 +107,12 @@ class WriteAheadLog:
         """Bytes on disk over all segments."""
         return sum(p.stat().st_size for p in self.segments())
 
-    def recover(self) -> list[WalRecord]:
+    def recover(self, repair: bool = True) -> list[WalRecord]:
         """Read every record in log order, truncating a torn tail of the newest segment.
+
+        Args:
+            repair: truncate a torn tail (and allow appends afterwards); False only reads,
+                for looking at a log that a live process may still be writing.
 
         Returns:
             The records, oldest first (at most the batches since the last snapshot).
@@ -128,6 +131,8 @@ class WriteAheadLog:
                 continue
             if not newest:
                 raise WalCorruptionError(f"{path}: {reason} at byte {good_end} in a segment that is not the newest")
+            if not repair:
+                continue
             if good_end < len(SEGMENT_MAGIC):
                 logger.warning("%s: removing a segment torn before its header was complete", path)
                 path.unlink()
@@ -138,7 +143,7 @@ class WriteAheadLog:
                     fh.flush()
                     os.fsync(fh.fileno())
             fsync_dir(self.directory)
-        self._recovered = True
+        self._recovered = repair
         return records
 
     def append_batch(self, batch: Batch) -> int:
@@ -160,9 +165,11 @@ class WriteAheadLog:
         The next append starts a fresh segment named after its sequence number.
         """
         self.close()
-        for path in self.segments():
+        segments = self.segments()
+        for path in segments:
             path.unlink()
-        fsync_dir(self.directory)
+        if segments:
+            fsync_dir(self.directory)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -194,6 +201,7 @@ class WriteAheadLog:
         if segments:
             fd = os.open(segments[-1], os.O_WRONLY | os.O_APPEND)
         else:
+            self.directory.mkdir(parents=True, exist_ok=True)
             path = self.directory / f"{seq:020d}{_SUFFIX}"
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
             os.write(fd, SEGMENT_MAGIC)

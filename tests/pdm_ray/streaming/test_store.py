@@ -3,12 +3,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pdm_ray.errors import InvalidChannelError
+from pdm_ray.errors import InvalidChannelError, WalCorruptionError
 from pdm_ray.streaming.batch import Batch
 from pdm_ray.streaming.sensor import SensorStream, StreamSettings
 from pdm_ray.streaming.store import SensorStore, list_sensor_dirs, sensor_dir
 
-from .conftest import make_batches, persistence
+from .conftest import make_batches, persistence, stream_settings
 
 
 def ingest(stream: SensorStream, store: SensorStore, batch: Batch, score: bool = True) -> None:
@@ -41,9 +41,29 @@ def test_sensor_dirs(tmp_path: Path) -> None:
     with pytest.raises(InvalidChannelError):
         sensor_dir(tmp_path, "../etc")
     assert list_sensor_dirs(tmp_path) == []
-    SensorStore(sensor_dir(tmp_path, "B-1"))
-    SensorStore(sensor_dir(tmp_path, "A-2"))
+    for sid in ("B-1", "A-2"):
+        store = SensorStore(sensor_dir(tmp_path, sid))
+        store.recover(SensorStream(sid, stream_settings()))
+        assert sid not in list_sensor_dirs(tmp_path)  # the directory appears with the first write
+        store.log_batch(make_batches(3, [3])[0])
     assert list_sensor_dirs(tmp_path) == ["A-2", "B-1"]
+
+
+def test_read_only_recovery_leaves_a_torn_log_alone(tmp_path: Path, settings: StreamSettings) -> None:
+    stream, store = SensorStream("A-2", settings), SensorStore(tmp_path)
+    store.recover(stream)
+    for batch in make_batches(30, [10]):
+        ingest(stream, store, batch, score=False)
+    store.close()
+    segment = store.wal.segments()[-1]
+    torn = segment.read_bytes()[:-9]
+    segment.write_bytes(torn)
+    reader = SensorStore(tmp_path)
+    looked = SensorStream("A-2", settings)
+    assert reader.recover(looked, repair=False).replayed == 2
+    assert segment.read_bytes() == torn and looked.last_seq == 1
+    with pytest.raises(WalCorruptionError, match="recover"):
+        reader.log_batch(make_batches(40, [10])[3])
 
 
 def test_recovery_from_snapshot_plus_wal_equals_the_uncrashed_state(tmp_path: Path, settings: StreamSettings) -> None:
