@@ -1,0 +1,126 @@
+"""Parallel sweep efficiency: 4 channels x 4 trials, 2 at a time, vs the same 16 trainings in one process.
+
+1. ``run_sweep`` over the 4 sample channels with 4 sampled configs each, FIFO (no early
+   stopping, so both sides do the same work), ``max_concurrent_trials=2``, 1 CPU per
+   trial, MLflow on SQLite, best model per channel registered.
+2. The 16 configs the sweep sampled (read back from the MLflow trial runs) trained one
+   after another in this process with the same code path (``prepare_channel`` + ``train``).
+
+Prints both wall times, their ratio, and the Tune+MLflow overhead per trial in two forms:
+slot time not spent inside trial functions (``(2 x sweep wall - sum of trial times) / 16``)
+and the sweep's wall time beyond a perfect 2-way split of the sequential training time
+(``(sweep wall - sequential training / 2) / 8`` per trial and slot). Medians over
+``--repeats`` (default 1: one repeat takes minutes on 2 cores).
+
+Usage: .venv/bin/python benchmarks/sweep_parallel.py [--epochs 4] [--l-s 100] [--repeats 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import ray
+from mlflow.tracking import MlflowClient
+
+from pdm_ray.config import DEFAULT_CONFIG, Settings
+from pdm_ray.data import load_channel
+from pdm_ray.data.pipeline import prepare_channel
+from pdm_ray.models import ModelSpec, train
+from pdm_ray.tracking.runs import PARENT_RUN_TAG
+from tuning.space import trial_settings
+from tuning.sweep import TRIAL_ENV, run_sweep
+
+CHANNELS = ["A-2", "A-5", "A-6", "T-1"]
+DATA = DEFAULT_CONFIG.parent.parent / "data" / "sample"
+SEARCH_SPACE = {
+    "learning_rate": {"loguniform": [1e-3, 1e-2]},
+    "units": {"choice": [16, 32]},
+    "layers": {"choice": [1, 2]},
+}
+_PARAM_TYPES = {"learning_rate": float, "units": int, "layers": int}
+
+
+def _settings(home: Path, epochs: int, l_s: int) -> Settings:
+    return Settings.model_validate(
+        {
+            "home": str(home),
+            "windows": {"l_s": l_s, "n_predictions": 10},
+            "train": {"epochs": epochs, "patience": epochs, "batch_size": 64},
+            "sweep": {"model": "lstm", "num_samples": 4, "max_concurrent_trials": 2, "scheduler": "fifo"},
+        }
+    )
+
+
+def _sweep(settings: Settings) -> tuple[float, list[tuple[str, dict[str, object], float]]]:
+    """Run the sweep; return its wall time and (channel, config, trial seconds) per trial."""
+    start = time.perf_counter()
+    result = run_sweep(CHANNELS, settings=settings, data_dir=DATA, search_space=SEARCH_SPACE)
+    wall = time.perf_counter() - start
+    client = MlflowClient(result.tracking_uri)
+    exp = client.get_experiment_by_name(settings.tracking.experiment)
+    runs = client.search_runs([exp.experiment_id], f"tags.`{PARENT_RUN_TAG}` = '{result.parent_run_id}'")
+    trials = []
+    for run in runs:
+        config = {k: cast(run.data.params[k]) for k, cast in _PARAM_TYPES.items()}
+        trials.append((run.data.tags["pdm.channel"], config, run.data.metrics["time_total_s"]))
+    return wall, trials
+
+
+def _sequential(settings: Settings, trials: list[tuple[str, dict[str, object], float]]) -> tuple[float, list[float]]:
+    """The same trainings one after another in this process; wall time and per-training seconds."""
+    times = []
+    start = time.perf_counter()
+    for channel_id, config, _ in trials:
+        t0 = time.perf_counter()
+        s = trial_settings(settings, "lstm", {"channel": channel_id, **config})
+        channel = load_channel(DATA, channel_id)
+        prepared = prepare_channel(channel, s)
+        train(ModelSpec.from_settings(s, channel.n_features), s.train, prepared.X, prepared.y)
+        times.append(time.perf_counter() - t0)
+    return time.perf_counter() - start, times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--l-s", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    logging.basicConfig(level=logging.WARNING)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": TRIAL_ENV})
+    rows: dict[str, list[float]] = {}
+    try:
+        for _ in range(args.repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                settings = _settings(Path(tmp), args.epochs, args.l_s)
+                sweep_wall, trials = _sweep(settings)
+                seq_wall, seq_times = _sequential(settings, trials)
+            n = len(trials)
+            trial_sum = sum(t for _, _, t in trials)
+            measured = {
+                "sweep_wall_s": sweep_wall,
+                "sequential_wall_s": seq_wall,
+                "speedup": seq_wall / sweep_wall,
+                "sequential_training_median_s": statistics.median(seq_times),
+                "trial_time_median_s": statistics.median(t for _, _, t in trials),
+                "slot_overhead_per_trial_s": (2 * sweep_wall - trial_sum) / n,
+                "overhead_vs_ideal_split_per_trial_s": (sweep_wall - seq_wall / 2) / (n / 2),
+            }
+            for key, value in measured.items():
+                rows.setdefault(key, []).append(value)
+    finally:
+        ray.shutdown()
+    print(f"sweep_parallel: {len(CHANNELS)} channels x 4 trials, 2 concurrent, {args.epochs} epochs, l_s={args.l_s}")
+    for key, values in rows.items():
+        print(f"{key:40s} median {statistics.median(values):8.2f}  (n={len(values)})")
+
+
+if __name__ == "__main__":
+    main()
