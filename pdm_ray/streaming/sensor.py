@@ -10,6 +10,10 @@ the state an uncrashed sensor would have.
 
 Predictions and errors are in the sensor's own units: the forecaster applies its model's
 normalizer on the way in and inverts it on the way out.
+
+The detector and the drift monitor are imported when first needed, not with this module:
+they pull in scipy (``scipy.signal`` alone adds about 45 MiB to a process), and a sensor
+actor that is idle, or has no model to score with, should not carry it.
 """
 
 from __future__ import annotations
@@ -20,20 +24,21 @@ import json
 import logging
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from pdm_ray.config import ActorsSettings, DriftSettings, QualitySettings, Settings, ThresholdSettings
 from pdm_ray.data.quality import QualityReport, assess_quality
-from pdm_ray.detection import streaming as detector
-from pdm_ray.drift import DriftMonitor
 from pdm_ray.errors import ConfigError, DataError, InsufficientDataError, InvalidBatchError, OutOfOrderBatchError
 from pdm_ray.ids import validate_sensor_id
 from pdm_ray.streaming.batch import Batch, parse_batch
 from pdm_ray.streaming.ring import RingBuffer
 from pdm_ray.streaming.snapshot import pack_state
+
+if TYPE_CHECKING:
+    from pdm_ray.drift import DriftMonitor
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +244,8 @@ class SensorStream:
         if self.drift is not None:
             self.drift.update(column)
         elif self.ring.total >= cfg.drift_reference_size:
+            from pdm_ray.drift import DriftMonitor
+
             self.drift = DriftMonitor(self.settings.drift, self.ring.last(cfg.drift_reference_size)[1][:, 0])
         self.batches_since_quality += 1
         if self.batches_since_quality >= cfg.quality_every:
@@ -284,6 +291,8 @@ class SensorStream:
         A gap (readings that were never scored, e.g. while no model existed) restarts the
         detector at the first reading of this request.
         """
+        from pdm_ray.detection import streaming as detector
+
         if self._detector is None or request.first_index != self._detector_next:
             if self._detector is not None:
                 logger.info(
@@ -362,6 +371,8 @@ class SensorStream:
                 raise InsufficientDataError(f"sensor {self.sensor_id}: no readings yet to take a drift reference from")
             values = self.ring.last(self.settings.actors.drift_reference_size)[1][:, 0]
         if self.drift is None:
+            from pdm_ray.drift import DriftMonitor
+
             self.drift = DriftMonitor(self.settings.drift, values)
         else:
             self.drift.reset_reference(values)
@@ -411,6 +422,15 @@ class SensorStream:
     # ----------------------------------------------------------- persistence
     def to_state(self) -> dict[str, Any]:
         """The replayable state as a tree of arrays and JSON scalars (see ``snapshot``)."""
+        detector_state = None
+        if self._detector is not None:
+            from pdm_ray.detection import streaming as detector
+
+            detector_state = {
+                "offset": self._detector_offset,
+                "next": self._detector_next,
+                "state": detector.state_to_arrays(self._detector),
+            }
         return {
             "version": STATE_VERSION,
             "sensor_id": self.sensor_id,
@@ -419,13 +439,7 @@ class SensorStream:
             "scoring": [self.scoring.value, self.scoring_detail],
             "batches_since_quality": self.batches_since_quality,
             "ring": None if self.ring is None else self.ring.to_state(),
-            "detector": None
-            if self._detector is None
-            else {
-                "offset": self._detector_offset,
-                "next": self._detector_next,
-                "state": detector.state_to_arrays(self._detector),
-            },
+            "detector": detector_state,
             "drift": None if self.drift is None else self.drift.to_state(),
             "quality": None if self.quality is None else self.quality.to_dict(),
             "events": [e.to_dict() for e in self.events],
@@ -453,10 +467,17 @@ class SensorStream:
             if det is None:
                 self._detector = None
             else:
+                from pdm_ray.detection import streaming as detector
+
                 self._detector = detector.state_from_arrays(det["state"])
                 self._detector_offset, self._detector_next = int(det["offset"]), int(det["next"])
             drift = state["drift"]
-            self.drift = None if drift is None else DriftMonitor.from_state(self.settings.drift, drift)
+            if drift is None:
+                self.drift = None
+            else:
+                from pdm_ray.drift import DriftMonitor
+
+                self.drift = DriftMonitor.from_state(self.settings.drift, drift)
             quality = state["quality"]
             self.quality = None if quality is None else QualityReport.from_dict(quality)
             self.events.clear()

@@ -41,6 +41,8 @@ def test_ingest_acks_stores_and_says_why_it_does_not_score(ray_actors: None, tmp
     assert after.readings == 20 and after.last_seq == 1
     assert after.scoring == Scoring.NO_FORECASTER and "without a forecaster" in after.scoring_detail
     assert (tmp_path / "sensors" / "S-1" / "wal").is_dir()
+    modules = set(ray.get(actor.process_info.remote()).modules)
+    assert not {"scipy", "jax", "mlflow", "pandas"} & modules  # an unscored sensor stays small
 
 
 def test_scoring_with_a_forecaster_reports_events(ray_actors: None, tmp_path: Path) -> None:
