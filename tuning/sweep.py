@@ -347,6 +347,8 @@ def run_sweep(
             mode="min",
             num_samples=sweep.num_samples,
             scheduler=_scheduler(sweep, settings),
+            # A trial actor keeps JAX imported and initialised for the next trial: seconds per trial.
+            reuse_actors=True,
             # Tune ignores TuneConfig.max_concurrent_trials next to a SearchGenerator: the limit goes here.
             search_alg=BasicVariantGenerator(
                 max_concurrent=sweep.max_concurrent_trials or 0, random_state=settings.train.seed
