@@ -451,7 +451,9 @@ class ActorsSettings(_Section):
     ``quality_every`` batches over the last ``quality_window`` readings; the first
     ``drift_reference_size`` readings become the drift reference until ``reset_reference``.
     Without a model for its sensor an actor asks again after ``model_retry_s`` seconds.
-    ``max_restarts`` -1 restarts an actor forever.
+    ``max_restarts`` -1 restarts an actor forever. The mean squared forecast error over the
+    last ``error_window`` scored readings feeds the retraining policy's degradation trigger;
+    the Fleet evaluates that policy every ``retrain_check_s`` seconds (0: only when asked).
     """
 
     buffer_size: int = Field(10_000, gt=0)
@@ -464,6 +466,8 @@ class ActorsSettings(_Section):
     drift_reference_size: int = Field(2_000, gt=0)
     model_retry_s: float = Field(30.0, ge=0)
     max_restarts: int = Field(-1, ge=-1)
+    error_window: int = Field(1_000, gt=0)
+    retrain_check_s: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _fit_in_buffer(self) -> ActorsSettings:

@@ -129,8 +129,10 @@ class AnomalyEvent:
 class SensorStatus:
     """A sensor's counters and health at one moment.
 
-    ``last_seq`` is -1 before the first batch; ``drift_severity`` and ``quality`` are None
-    until there is a reference or an assessment; ``digest`` fingerprints the replayable state
+    ``last_seq`` is -1 before the first batch; ``rolling_mse`` is the mean squared forecast
+    error over the last ``rolling_points`` (at most ``actors.error_window``) scored readings,
+    in squared sensor units; ``drift_severity`` and ``quality`` are None until there is a
+    reference or an assessment; ``digest`` fingerprints the replayable state
     (buffer, detector, drift, quality, events, counters other than duplicates and rejects).
     """
 
@@ -147,6 +149,8 @@ class SensorStatus:
     events: int
     scoring: Scoring
     scoring_detail: str
+    rolling_mse: float | None
+    rolling_points: int
     drift: bool | None
     drift_severity: str | None
     quality: str | None
@@ -182,6 +186,8 @@ class SensorStream:
         self._detector: Any = None  # detector.StreamState
         self._detector_offset = 0  # reading index of the detector's index 0
         self._detector_next = 0  # reading index the detector expects next
+        self._squared_errors = np.zeros(settings.actors.error_window, np.float32)  # ring, by scored count
+        self._scored_total = 0
         self.scoring = Scoring.WARMING_UP
         self.scoring_detail = f"waiting for {settings.l_s} readings"
 
@@ -306,6 +312,7 @@ class SensorStream:
         errors = predictions - request.targets
         self._detector, sequences = detector.update_stream(self._detector, errors, request.targets)
         m = request.targets.shape[0]
+        self._remember_squared_errors(np.square(errors))
         self._detector_next = request.first_index + m
         self.counters["scored"] += m
         self.scoring = Scoring.SCORING
@@ -338,6 +345,21 @@ class SensorStream:
                 "sensor %s: anomaly at readings %d-%d, score %.3f", self.sensor_id, event.start, event.end, event.score
             )
         return events
+
+    def _remember_squared_errors(self, squared: npt.NDArray[np.float32]) -> None:
+        """Keep the newest ``error_window`` squared errors of ``[m]`` (one scatter, no loop)."""
+        window = self._squared_errors.shape[0]
+        m = squared.shape[0]
+        keep = min(m, window)
+        slots = (self._scored_total + m - keep + np.arange(keep)) % window
+        self._squared_errors[slots] = squared[m - keep :]
+        self._scored_total += m
+
+    def _recent_squared_errors(self) -> npt.NDArray[np.float32]:
+        """The kept squared errors, oldest first ``[min(scored, error_window)]``."""
+        window = self._squared_errors.shape[0]
+        k = min(self._scored_total, window)
+        return self._squared_errors[(np.arange(self._scored_total - k, self._scored_total) % window)]
 
     def mark_scoring(self, scoring: Scoring, detail: str) -> None:
         """Record why the last batch was (not) scored, for ``status``."""
@@ -390,6 +412,7 @@ class SensorStream:
 
     def status(self) -> SensorStatus:
         """Counters and health now (runs a drift check when there is a reference)."""
+        recent = self._recent_squared_errors()
         drift_flag: bool | None = None
         severity: str | None = None
         if self.drift is not None:
@@ -412,6 +435,8 @@ class SensorStream:
             events=self.counters["events"],
             scoring=self.scoring,
             scoring_detail=self.scoring_detail,
+            rolling_mse=float(np.mean(recent, dtype=np.float64)) if recent.size else None,
+            rolling_points=int(recent.size),
             drift=drift_flag,
             drift_severity=severity,
             quality=None if self.quality is None else self.quality.status.label,
@@ -440,6 +465,7 @@ class SensorStream:
             "batches_since_quality": self.batches_since_quality,
             "ring": None if self.ring is None else self.ring.to_state(),
             "detector": detector_state,
+            "errors": {"scored": self._scored_total, "squared": self._recent_squared_errors()},
             "drift": None if self.drift is None else self.drift.to_state(),
             "quality": None if self.quality is None else self.quality.to_dict(),
             "events": [e.to_dict() for e in self.events],
@@ -471,6 +497,10 @@ class SensorStream:
 
                 self._detector = detector.state_from_arrays(det["state"])
                 self._detector_offset, self._detector_next = int(det["offset"]), int(det["next"])
+            errors = state["errors"]
+            self._squared_errors[:] = 0.0
+            self._scored_total = int(errors["scored"]) - len(errors["squared"])
+            self._remember_squared_errors(np.asarray(errors["squared"], dtype=np.float32))
             drift = state["drift"]
             if drift is None:
                 self.drift = None

@@ -185,3 +185,19 @@ def test_restoring_mid_stream_equals_never_stopping(cut: int, sizes: list[int]) 
     feed(second, batches[cut:])
     assert second.digest() == reference.digest()
     assert second.recent(100) == reference.recent(100)
+
+
+def test_rolling_mse_is_the_mean_of_the_last_error_window_squared_errors() -> None:
+    settings = stream_settings(error_window=50)
+    batches = make_batches(130, [17, 23])
+    stream = SensorStream("A-2", settings)
+    assert stream.status().rolling_mse is None and stream.status().rolling_points == 0
+    feed(stream, batches)
+    values = np.concatenate([b.values for b in batches])[:, 0]
+    squared = np.square(values[L_S - 1 : -1] - values[L_S:])
+    status = stream.status()
+    assert status.rolling_points == 50
+    assert status.rolling_mse == pytest.approx(float(np.mean(squared[-50:])), rel=1e-5)
+    restored = SensorStream("A-2", settings)
+    restored.load_state(stream.to_state())
+    assert restored.status().rolling_mse == status.rolling_mse and restored.digest() == stream.digest()
