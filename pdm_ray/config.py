@@ -526,6 +526,48 @@ class ServeSettings(_Section):
     fleet_actor: str = "fleet"
 
 
+class DashboardSettings(_Section):
+    """The operator dashboard (``GET /dashboard`` on the Serve app) and its alert limits.
+
+    The page polls every ``refresh_s`` seconds; the drill-down plots the newest
+    ``series_points`` readings (at most ``actors.buffer_size`` are kept), the fleet table
+    shows each sensor's last ``recent_events`` anomalies, and the registry (model versions)
+    is read at most every ``registry_ttl_s`` seconds. A sensor gets an alert when its
+    rolling forecast RMSE (over ``actors.error_window`` scored readings, at least
+    ``min_rmse_points``) exceeds ``max_rmse_ratio`` x its production model's validation RMSE,
+    when more than ``max_events_per_hour`` anomalies ended in the last hour of its own
+    timestamps, when drift reaches ``drift_severity``, or when quality is one of
+    ``quality_levels``. Links into the MLflow UI use ``mlflow_ui_url``, else the tracking
+    URI when it is http(s), else ``http://127.0.0.1:5000`` (``mlflow ui`` on the store).
+    """
+
+    refresh_s: float = Field(5.0, gt=0)
+    series_points: int = Field(2_000, gt=0)
+    recent_events: int = Field(5, ge=0)
+    history_limit: int = Field(50, gt=0)
+    registry_ttl_s: float = Field(10.0, ge=0)
+    max_rmse_ratio: float = Field(2.0, gt=0)
+    min_rmse_points: int = Field(100, gt=0)
+    max_events_per_hour: float = Field(3.0, ge=0)
+    drift_severity: SeverityName = "high"
+    quality_levels: tuple[Literal["excellent", "good", "fair", "poor", "critical"], ...] = ("poor", "critical")
+    mlflow_ui_url: str | None = None
+
+
+class RunSettings(_Section):
+    """Sizes of the main job (``pdm-ray run``), chosen so it finishes in minutes on 2 cores.
+
+    ``epochs`` and ``sweep_samples`` shrink the Tune sweep of the main job only; ``pdm-ray
+    tune`` and the benchmark use the ``train`` and ``sweep`` sections unchanged.
+    """
+
+    epochs: int = Field(4, gt=0)
+    sweep_samples: int = Field(2, gt=0)
+    learning_rates: list[float] = Field(default_factory=lambda: [1e-3, 3e-3], min_length=1)
+    replay_batch_size: int = Field(500, gt=0)
+    report: Path | None = None  # None = <home>/report.html
+
+
 class Settings(_Section):
     """The whole resolved configuration."""
 
@@ -547,6 +589,8 @@ class Settings(_Section):
     ray: RaySettings = RaySettings()
     actors: ActorsSettings = ActorsSettings()
     serve: ServeSettings = ServeSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+    run: RunSettings = RunSettings()
 
     @property
     def tracking_uri(self) -> str:

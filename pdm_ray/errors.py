@@ -82,3 +82,7 @@ class FleetUnavailableError(PdmError):
 
 class OutOfOrderBatchError(InvalidBatchError):
     """A batch skips ahead of the sensor's next sequence number; resend it after the missing ones."""
+
+
+class JobStepError(PdmError):
+    """A step of the main job failed; the message names the step and the cause."""

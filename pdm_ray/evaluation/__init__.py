@@ -2,7 +2,7 @@
 
 from pdm_ray.evaluation.events import EventCounts, EventSummary, score_events, summarize, total_counts
 from pdm_ray.evaluation.forecast import ForecastKPIs, forecast_kpis
-from pdm_ray.evaluation.pointwise import PointMetrics, intervals_to_mask, point_metrics, roc_auc
+from pdm_ray.evaluation.pointwise import PointMetrics, intervals_to_mask, point_metrics, roc_auc, roc_curve
 
 __all__ = [
     "EventCounts",
@@ -13,6 +13,7 @@ __all__ = [
     "intervals_to_mask",
     "point_metrics",
     "roc_auc",
+    "roc_curve",
     "score_events",
     "summarize",
     "total_counts",

@@ -105,3 +105,24 @@ def roc_auc(scores: npt.ArrayLike, label_mask: npt.ArrayLike) -> float:
         raise DataError(f"ROC-AUC is undefined with {positives} anomalous and {negatives} nominal points")
     ranks = rankdata(s)
     return float((ranks[true].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def roc_curve(
+    scores: npt.ArrayLike, label_mask: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """False- and true-positive rates ``([k], [k])`` at every distinct score threshold, from (0, 0) to (1, 1).
+
+    Raises:
+        DataError: as ``roc_auc`` (shapes, non-finite scores, a missing class).
+    """
+    roc_auc(scores, label_mask)  # same validation
+    s = np.asarray(scores, dtype=np.float64)
+    true = np.asarray(label_mask)
+    order = np.argsort(-s, kind="mergesort")
+    s, true = s[order], true[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
+    tps = np.cumsum(true)[last_of_tie]
+    fps = (last_of_tie + 1) - tps
+    tpr = np.r_[0.0, tps / tps[-1]]
+    fpr = np.r_[0.0, fps / fps[-1]]
+    return fpr, tpr

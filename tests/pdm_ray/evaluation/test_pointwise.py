@@ -69,3 +69,15 @@ def test_roc_auc_bad_input() -> None:
         roc_auc([0.1, np.nan], np.array([True, False]))
     with pytest.raises(DataError, match="1-D of one length"):
         roc_auc([0.1, 0.2, 0.3], np.array([True, False]))
+
+
+def test_roc_curve_hand_computed_with_ties() -> None:
+    from pdm_ray.evaluation import roc_curve
+
+    scores = np.array([0.9, 0.8, 0.8, 0.1])
+    labels = np.array([True, False, True, False])
+    fpr, tpr = roc_curve(scores, labels)
+    assert fpr.tolist() == [0.0, 0.0, 0.5, 1.0]
+    assert tpr.tolist() == [0.0, 0.5, 1.0, 1.0]
+    # the trapezoid area equals the rank-based AUC, ties counting one half
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc(scores, labels))

@@ -1,0 +1,422 @@
+"""The main job: data check -> Tune sweep -> registry -> Serve -> HTTP replay through the actors -> scores -> report.
+
+``pdm-ray run`` (and so ``make run``) and the Ray job entry point ``python -m
+pdm_ray.jobs.fleet`` both call ``run_main_job``. Each step is numbered; a failing step raises
+``JobStepError`` naming the step and the cause.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pdm_ray.config import Settings
+from pdm_ray.data.channels import Channel, load_channels
+from pdm_ray.errors import JobStepError, PdmError
+
+log = logging.getLogger(__name__)
+Printer = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """Switches of one run: ``retrain`` ignores registered models; ``serve_forever`` keeps the API up."""
+
+    retrain: bool = False
+    serve_forever: bool = False
+
+
+@dataclass
+class SensorOutcome:
+    """What the job learned about one sensor (filled in step by step)."""
+
+    channel: Channel
+    model_name: str = ""
+    model_version: str = ""
+    run_id: str = ""
+    events: list[tuple[int, int, float]] = field(default_factory=list)
+    accepted: int = 0
+    status: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """The run's headline numbers and where its report is."""
+
+    report: Path
+    counts: dict[str, int]
+    precision: float
+    recall: float
+    f1: float
+    seconds: float
+
+
+class _Steps:
+    """Numbered steps with timings; any exception becomes a ``JobStepError`` naming the step."""
+
+    def __init__(self, out: Printer) -> None:
+        self.out = out
+        self.n = 0
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.n += 1
+        self.out(f"\n[{self.n}] {name}")
+        start = time.perf_counter()
+        try:
+            yield
+        except JobStepError:
+            raise
+        except (PdmError, Exception) as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise JobStepError(f"step {self.n} ({name}) failed: {detail}") from exc
+        self.out(f"    done in {time.perf_counter() - start:.1f}s")
+
+
+def _table(headers: list[str], rows: list[list[object]]) -> str:
+    from pdm_ray.cli.common import format_table
+
+    return "\n".join("    " + line for line in format_table(headers, rows).splitlines())
+
+
+def _quality(channels: list[Channel], settings: Settings, outcomes: dict[str, SensorOutcome], out: Printer) -> None:
+    from pdm_ray.data.quality import assess_quality, learn_bounds
+
+    rows = []
+    for ch in channels:
+        train = assess_quality(ch.train[:, 0], settings.quality)
+        test = assess_quality(ch.test[:, 0], settings.quality, bounds=learn_bounds(ch.train[:, 0], 0.1))
+        reasons = "; ".join(r.split(" (")[0] for r in train.reasons) or "-"
+        outcomes[ch.id].quality = {"status": train.status.name.lower(), "reasons": reasons}
+        rows.append([ch.id, len(ch.train), len(ch.test), train.status.name.lower(), test.status.name.lower(), reasons])
+    out(_table(["channel", "train", "test", "train quality", "test quality", "train reasons"], rows))
+
+
+def _models(
+    channels: list[Channel], settings: Settings, options: JobOptions, outcomes: dict[str, SensorOutcome], out: Printer
+) -> None:
+    from pdm_ray.errors import RegistryError, UnknownSensorError
+    from pdm_ray.tracking.resolve import production_version
+    from pdm_ray.tracking.runs import connect_settings
+    from tuning.sweep import run_sweep
+
+    kind = settings.train.model
+    tracking = connect_settings(settings)
+    to_train = []
+    for ch in channels:
+        try:
+            if options.retrain:
+                raise UnknownSensorError("retrain requested")
+            v = production_version(tracking, ch.id, (kind,))
+            outcomes[ch.id].model_name, outcomes[ch.id].model_version = v.name, v.version
+            outcomes[ch.id].run_id = v.run_id or ""
+        except (UnknownSensorError, RegistryError):
+            to_train.append(ch.id)
+    reused = [c.id for c in channels if c.id not in to_train]
+    if reused:
+        out(f"    reusing production models for {', '.join(reused)} (--retrain to train again)")
+    if to_train:
+        # Tune warns on every frequent checkpoint snapshot; our trials checkpoint by design.
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        run = settings.run
+        small = settings.model_copy(
+            update={"train": settings.train.model_copy(update={"epochs": run.epochs, "patience": run.epochs})}
+        )
+        out(
+            f"    Tune sweep: {len(to_train)} channel(s) x {run.sweep_samples} trial(s) of {kind}, "
+            f"{run.epochs} epochs each, learning rate in {run.learning_rates}; every trial logged to MLflow"
+        )
+        result = run_sweep(
+            to_train,
+            kind,
+            settings=small,
+            data_dir=settings.data.dir,
+            search_space={"learning_rate": {"choice": list(run.learning_rates)}},
+            num_samples=run.sweep_samples,
+            promote_best=True,
+        )
+        rows = []
+        for best in result.channels:
+            d = best.decision
+            rows.append(
+                [
+                    best.channel,
+                    best.trials,
+                    best.val_loss,
+                    best.val_ratio,
+                    best.version,
+                    "promoted" if d is not None and d.promoted else "kept staging",
+                ]
+            )
+        out(_table(["channel", "trials", "val MSE", "val/naive", "version", "gate"], rows))
+        if result.failed:
+            raise JobStepError(f"training failed for {', '.join(f'{k}: {v}' for k, v in result.failed.items())}")
+        for ch_id in to_train:
+            v = production_version(tracking, ch_id, (kind,))
+            outcomes[ch_id].model_name, outcomes[ch_id].model_version = v.name, v.version
+            outcomes[ch_id].run_id = v.run_id or ""
+    out(
+        _table(
+            ["channel", "production model", "version"],
+            [[o.channel.id, o.model_name, o.model_version] for o in outcomes.values()],
+        )
+    )
+
+
+def _serve(settings: Settings, channels: list[Channel], out: Printer) -> str:
+    import ray
+    from ray import serve
+
+    from actors.fleet import fleet_handle
+    from actors.forecaster import ModelHostForecaster
+    from actors.model_host import model_host_handle
+    from serve_apps.app import application
+
+    fleet = fleet_handle(settings, ModelHostForecaster(model_host_handle(settings)))
+    # The demo replays recorded test series: start each demo sensor from a clean state.
+    ray.get([fleet.remove.remote(ch.id, True) for ch in channels])
+    serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
+    serve.run(application(settings), name="pdm", route_prefix="/")
+    url = f"http://{settings.serve.host}:{settings.serve.port}"
+    out(f"    API on {url} (docs at {url}/docs, dashboard at {url}/dashboard)")
+    return url
+
+
+def _replay(url: str, settings: Settings, outcomes: dict[str, SensorOutcome], out: Printer) -> None:
+    import httpx
+
+    from pdm_ray.cli.common import progress
+
+    size = settings.run.replay_batch_size
+    headers = {"Authorization": f"Bearer {settings.serve.auth_token}"} if settings.serve.auth_token else {}
+    total = sum(len(o.channel.test) for o in outcomes.values())
+    lock = threading.Lock()
+    out(f"    POST {url}/v1/sensors/<id>/readings: {total} readings in batches of {size}")
+
+    with progress(total, "replay") as bar:
+
+        def send(o: SensorOutcome) -> None:
+            test = o.channel.test
+            with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+                for seq, start in enumerate(range(0, len(test), size)):
+                    chunk = test[start : start + size]
+                    body = {
+                        "seq": seq,
+                        "timestamps": [float(t) for t in range(start, start + len(chunk))],
+                        "values": chunk[:, 0].tolist(),
+                        "commands": chunk[:, 1:].tolist() if chunk.shape[1] > 1 else None,
+                    }
+                    resp = client.post(f"/v1/sensors/{o.channel.id}/readings", json=body)
+                    if resp.status_code != 200:
+                        raise JobStepError(f"{o.channel.id}: HTTP {resp.status_code}: {resp.text[:300]}")
+                    ack = resp.json()["ack"]
+                    o.accepted += int(ack["accepted"])
+                    o.events += [(int(e["start"]), int(e["end"]), float(e["score"])) for e in ack.get("events", [])]
+                    with lock:
+                        bar.update(len(chunk))
+                o.status = client.get(f"/v1/sensors/{o.channel.id}").json().get("status") or {}
+
+        with ThreadPoolExecutor(max_workers=len(outcomes)) as pool:
+            list(pool.map(send, outcomes.values()))
+
+
+def _score(settings: Settings, outcomes: dict[str, SensorOutcome], out: Printer) -> dict[str, Any]:
+    from pdm_ray.evaluation import score_events, total_counts
+
+    rows, counts = [], []
+    for o in outcomes.values():
+        detected = [(s, e) for s, e, _ in o.events]
+        s = o.status
+        row: list[object] = [
+            o.channel.id,
+            o.accepted,
+            s.get("scored", 0),
+            len(detected),
+            json.dumps([list(a) for a in o.channel.anomalies]),
+            json.dumps([list(d) for d in detected]),
+        ]
+        if o.channel.has_labels:
+            c = score_events(np.asarray(detected, dtype=np.int64).reshape(-1, 2), o.channel.anomalies)
+            counts.append(c)
+            row += [c.tp, c.fp, c.fn]
+        else:
+            row += ["-", "-", "-"]
+        rows.append(row)
+    out(_table(["channel", "readings", "scored", "events", "labelled", "detected", "tp", "fp", "fn"], rows))
+    t = total_counts(counts)
+    out(
+        f"    event-level: tp={t.tp} fp={t.fp} fn={t.fn}  precision={t.precision:.3f} "
+        f"recall={t.recall:.3f} F1={t.f1:.3f}"
+    )
+    unscored = {o.channel.id: o.status.get("scoring_detail") for o in outcomes.values() if not o.status.get("scored")}
+    for cid, detail in unscored.items():
+        out(f"    note: {cid} was not scored: {detail}")
+    return {"tp": t.tp, "fp": t.fp, "fn": t.fn, "precision": t.precision, "recall": t.recall, "f1": t.f1}
+
+
+def _report(settings: Settings, outcomes: dict[str, SensorOutcome], totals: dict[str, Any], out: Printer) -> Path:
+    from pdm_ray.detection import detect
+    from pdm_ray.evaluation import forecast_kpis, intervals_to_mask, point_metrics, roc_auc, roc_curve
+    from pdm_ray.models import predict_series
+    from pdm_ray.report.html import RunReport, SensorReport, render_report
+    from pdm_ray.retraining.history import RetrainingHistory, history_path
+    from pdm_ray.tracking.registry import load_version
+    from pdm_ray.tracking.runs import connect_settings
+
+    tracking = connect_settings(settings)
+    l_s = settings.windows.l_s
+    sensors, kpi_rows = [], []
+    confusion = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
+    for o in outcomes.values():
+        ch = o.channel
+        model = load_version(tracking, o.model_name, o.model_version)
+        forecast = predict_series(model, ch.test)
+        values = ch.test[l_s:, 0]
+        det = detect(forecast - values, values, settings.threshold)
+        kpis = forecast_kpis(values, forecast)
+        kpi_rows.append([ch.id, kpis.mae, kpis.rmse, kpis.mape, kpis.r2])
+        detected = tuple((s, e) for s, e, _ in o.events)
+        pred = intervals_to_mask(detected, len(ch.test))[l_s:]
+        label = intervals_to_mask(ch.anomalies, len(ch.test))[l_s:]
+        pm = point_metrics(pred, label)
+        for k in confusion:
+            confusion[k] += int(getattr(pm, k))
+        has_both = 0 < label.sum() < len(label)
+        counts = None
+        if ch.has_labels:
+            from pdm_ray.evaluation import score_events
+
+            c = score_events(np.asarray(detected, dtype=np.int64).reshape(-1, 2), ch.anomalies)
+            counts = {"tp": c.tp, "fp": c.fp, "fn": c.fn}
+        sensors.append(
+            SensorReport(
+                sensor_id=ch.id,
+                values=ch.test[:, 0],
+                offset=l_s,
+                forecast=forecast,
+                smoothed_errors=det.smoothed_errors,
+                threshold=det.threshold,
+                predicted=detected,
+                labelled=ch.anomalies,
+                kpis={"mae": kpis.mae, "rmse": kpis.rmse, "mape": kpis.mape, "r2": kpis.r2},
+                counts=counts,
+                model_name=o.model_name,
+                model_version=o.model_version,
+                run_url=_run_url(settings, tracking.experiment_id, o.run_id),
+                quality=o.quality,
+                drift={
+                    "severity": str(o.status.get("drift_severity") or "-"),
+                    "detail": "stream window vs training reference",
+                },
+                roc=roc_curve(det.smoothed_errors, label) if has_both else None,
+                roc_auc=roc_auc(det.smoothed_errors, label) if has_both else None,
+            )
+        )
+    out("    forecast KPIs on the test series (one-step-ahead, production model):")
+    out(_table(["channel", "MAE", "RMSE", "MAPE %", "R²"], kpi_rows))
+    with RetrainingHistory(history_path(Path(settings.home))) as history:
+        entries = history.list(limit=50)
+    retraining = tuple(
+        {
+            "time": time.strftime("%H:%M:%S", time.localtime(e.time)),
+            "sensor": e.sensor,
+            "trigger": e.trigger.value,
+            "decision": e.decision.value,
+            "outcome": e.outcome.value if e.outcome else "-",
+        }
+        for e in entries
+    )
+    drift_rows = [
+        [o.channel.id, o.status.get("drift_severity") or "-", o.status.get("quality") or "-"] for o in outcomes.values()
+    ]
+    out("    drift and quality seen by the sensor actors:")
+    out(_table(["channel", "drift severity", "stream quality"], drift_rows))
+    out(f"    retraining events: {len(retraining)}")
+    report = RunReport(
+        title="pdm-ray run report",
+        sensors=tuple(sensors),
+        confusion=confusion,
+        totals={k: totals[k] for k in ("precision", "recall", "f1", "tp", "fp", "fn")},
+        retraining=retraining,
+        notes=(
+            "Detected bands are the events the sensor actors' streaming detectors reported during the HTTP replay.",
+            "Smoothed errors and thresholds are the batch detector's on the same production model's forecasts.",
+            "Forecast KPIs are one-step-ahead on the test series, never on training data.",
+        ),
+    )
+    path = settings.run.report or Path(settings.home) / "report.html"
+    written = render_report(report, path)
+    out(f"    report: {written.resolve()}")
+    return written
+
+
+def _run_url(settings: Settings, experiment_id: str, run_id: str) -> str:
+    if not run_id:
+        return ""
+    uri = settings.tracking_uri
+    base = uri.rstrip("/") if uri.startswith("http") else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def run_main_job(settings: Settings, options: JobOptions, out: Printer = print) -> JobResult:
+    """Run every step on ``settings`` (local Ray unless ``ray.address`` is set) and return the scores."""
+    import ray
+    from ray import serve
+
+    from pdm_ray.cli.common import connect_ray
+
+    # Keep the console to the job's own tables: no per-download progress bars or signature notes.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    start = time.perf_counter()
+    step = _Steps(out)
+    with step(f"load data from {settings.data.dir} and check its quality"):
+        channels = load_channels(settings.data.dir, settings.data.channels)
+        outcomes = {ch.id: SensorOutcome(ch) for ch in channels}
+        _quality(channels, settings, outcomes, out)
+    with step("start or attach to Ray"):
+        connect_ray(settings)
+        out(f"    {ray.cluster_resources().get('CPU', 0):.0f} CPUs, namespace {settings.ray.namespace}")
+    try:
+        with step(f"tune, register and promote {settings.train.model} models (MLflow at {settings.tracking_uri})"):
+            _models(channels, settings, options, outcomes, out)
+        with step("deploy the Serve app and the sensor fleet"):
+            url = _serve(settings, channels, out)
+        with step("replay the test series through HTTP ingestion into the sensor actors"):
+            _replay(url, settings, outcomes, out)
+        with step("score detected against labelled anomalies"):
+            totals = _score(settings, outcomes, out)
+        with step("forecast KPIs, drift, retraining and the HTML report"):
+            report = _report(settings, outcomes, totals, out)
+        seconds = time.perf_counter() - start
+        out(f"\nmain job finished in {seconds:.0f}s")
+        if options.serve_forever:
+            out(f"serving on http://{settings.serve.host}:{settings.serve.port} until Ctrl-C")
+            threading.Event().wait()
+    finally:
+        if serve_started():
+            serve.shutdown()
+    counts = {k: int(totals[k]) for k in ("tp", "fp", "fn")}
+    return JobResult(report, counts, totals["precision"], totals["recall"], totals["f1"], seconds)
+
+
+def serve_started() -> bool:
+    """Whether this process started Serve (so it shuts it down)."""
+    try:
+        from ray import serve
+
+        return bool(serve.status().applications)
+    except Exception:
+        return False
