@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from pdm_ray.models.lstm import LSTMLayer
 from pdm_ray.models.spec import ModelSpec
 
 
@@ -31,14 +33,13 @@ class LSTMForecaster(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         """Forecast from windows ``x`` ``[B, l_s, F]``; returns ``[B, n_predictions]``."""
+        h = jnp.swapaxes(x, 0, 1)  # time-major [l_s, B, F] for the scans
         for i, units in enumerate(self.layers):
-            rnn = nn.RNN(nn.OptimizedLSTMCell(units, name=f"lstm_{i}"))
+            h = LSTMLayer(units, name=f"lstm_{i}")(h)
             if i == len(self.layers) - 1:
-                (_, x), _ = rnn(x, return_carry=True)  # the last hidden state [B, H]
-            else:
-                x = rnn(x)  # the whole sequence [B, l_s, H] feeds the next layer
-            x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return nn.Dense(self.n_predictions, name="head")(x)
+                h = h[-1]  # the last hidden state [B, H] feeds the head
+            h = nn.Dropout(self.dropout, deterministic=not train)(h)
+        return nn.Dense(self.n_predictions, name="head")(h)
 
 
 def sinusoidal_encoding(length: int, d_model: int) -> np.ndarray:
