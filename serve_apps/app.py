@@ -120,8 +120,13 @@ def application(settings: Settings) -> Application:
     """The bound application: ``Api`` (``serve.ingress_replicas``) -> ``SensorModels``.
 
     ``serve.model_autoscaling`` (when set) replaces the fixed ``serve.model_replicas``.
+
+    Raises:
+        TrackingError: the registry is unreachable (checked before anything is deployed).
     """
     cfg = settings.serve
+    # Once, here: replicas starting together must not race to create an embedded SQLite store.
+    connect_settings(settings)
     plain = settings.model_dump(mode="json")
     model_options = _replica_options(settings, cfg.model_replicas)
     if cfg.model_autoscaling is not None:

@@ -15,10 +15,20 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pdm_ray.cli import benchmark_cmd, config_cmd, data_cmd, fleet_cmd, models_cmd, run_cmd, stream_cmd, tune_cmd
+from pdm_ray.cli import (
+    benchmark_cmd,
+    config_cmd,
+    data_cmd,
+    fleet_cmd,
+    models_cmd,
+    run_cmd,
+    serve_cmd,
+    stream_cmd,
+    tune_cmd,
+)
 from pdm_ray.errors import PdmError
 
-COMMANDS = (run_cmd, config_cmd, data_cmd, benchmark_cmd, stream_cmd, fleet_cmd, tune_cmd, models_cmd)
+COMMANDS = (run_cmd, config_cmd, data_cmd, benchmark_cmd, stream_cmd, fleet_cmd, tune_cmd, models_cmd, serve_cmd)
 
 
 class _Parser(argparse.ArgumentParser):

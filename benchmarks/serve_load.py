@@ -1,0 +1,242 @@
+"""Load test of ``POST /v1/sensors/{id}/detect`` through Ray Serve vs. the same app on plain uvicorn.
+
+Both servers run the same FastAPI app (``serve_apps.api.create_app``: same validation, same
+JSON) over the same registered model; Serve puts the ``Api`` ingress and the multiplexed,
+batched ``SensorModels`` deployment behind its proxy, the baseline (``serve_apps.local``)
+scores in the uvicorn process itself. Model (``--model``): the paper's LSTM (2 x 80 units,
+trained 2 epochs) or a small one (16 units, 1 epoch), ``l_s`` = 50, 10 predictions, on channel
+0 of the sample channel T-1, registered in MLflow (SQLite in a temp dir) as production. Each
+request posts a 250-point window of T-1's test series (200 scored points); the threshold runs
+with the default settings.
+
+For each server and 1 / 16 concurrent clients (keep-alive ``httpx.AsyncClient``s in this
+process) it runs ``--rounds`` rounds after a warm-up and prints the medians over rounds of
+p50, p99 and throughput, then points/s through the bulk ``POST /v1/detect`` (16 windows per
+request, 4 clients). Usage::
+
+    JAX_PLATFORMS=cpu .venv/bin/python benchmarks/serve_load.py [--model paper|small] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import httpx
+import numpy as np
+
+from pdm_ray.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+WINDOW = 250
+SENSOR = "T-1"
+
+
+MODELS = {"paper": ([80, 80], 2), "small": ([16], 1)}
+
+
+def bench_settings(home: Path, model: str) -> Settings:
+    layers, epochs = MODELS[model]
+    base = load_settings(env={}).model_dump(mode="json")
+    base["home"] = str(home)
+    base["windows"] = {"l_s": 50, "n_predictions": 10}
+    base["lstm"] = {**base["lstm"], "layers": layers}
+    base["train"] = {**base["train"], "epochs": epochs}
+    base["serve"] = {**base["serve"], "version_ttl_s": 3600.0}
+    return Settings.model_validate(base)
+
+
+def prepare(home: Path, model_size: str) -> Settings:
+    """Train and register the benchmark model (production); returns the settings naming the store."""
+    from pdm_ray.config import NormalizeSettings
+    from pdm_ray.data.channels import load_channel
+    from pdm_ray.data.normalize import fit_normalizer
+    from pdm_ray.data.windows import make_windows
+    from pdm_ray.models import ModelSpec, train
+    from pdm_ray.tracking.registry import PRODUCTION, model_name, register_version
+    from pdm_ray.tracking.runs import connect_settings
+
+    settings = bench_settings(home, model_size)
+    channel = load_channel(ROOT / "data" / "sample", SENSOR)
+    series = channel.train[:, :1]
+    normalizer = fit_normalizer(series, NormalizeSettings())
+    X, y = make_windows(normalizer.transform(series), settings.windows.l_s, settings.windows.n_predictions)
+    start = time.perf_counter()
+    model = train(ModelSpec.from_settings(settings, 1), settings.train, X, y)
+    print(f"trained {SENSOR} LSTM {settings.lstm.layers} in {time.perf_counter() - start:.1f}s", flush=True)
+    model = replace(model, normalizer=normalizer.to_dict())
+    tracking = connect_settings(settings)
+    run_id = tracking.client.create_run(tracking.experiment_id, run_name="serve-load").info.run_id
+    info = register_version(tracking, run_id, model, SENSOR)
+    tracking.client.set_registered_model_alias(model_name(SENSOR, "lstm"), PRODUCTION, info.version)
+    return settings
+
+
+def windows(n: int) -> list[list[float]]:
+    """``n`` 250-point windows cut from T-1's test series (values only)."""
+    from pdm_ray.data.channels import load_channel
+
+    test = load_channel(ROOT / "data" / "sample", SENSOR).test[:, 0]
+    starts = np.linspace(0, len(test) - WINDOW, n).astype(int)
+    return [test[s : s + WINDOW].tolist() for s in starts]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Round:
+    p50_ms: float
+    p99_ms: float
+    rps: float
+
+
+async def run_round(url: str, path: str, bodies: list[dict], clients: int, requests: int) -> Round:
+    """``requests`` POSTs spread over ``clients`` concurrent keep-alive clients."""
+    latencies: list[float] = []
+    per_client = max(1, requests // clients)
+
+    async def client(k: int) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+            for i in range(per_client):
+                body = bodies[(k * per_client + i) % len(bodies)]
+                t0 = time.perf_counter()
+                r = await http.post(path, json=body)
+                latencies.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    raise RuntimeError(f"{path}: HTTP {r.status_code}: {r.text[:300]}")
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(k) for k in range(clients)))
+    elapsed = time.perf_counter() - t0
+    lat = np.sort(np.asarray(latencies)) * 1e3
+    return Round(float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), len(lat) / elapsed)
+
+
+def measure(url: str, rounds: int, requests: int) -> dict[str, Round]:
+    """Medians over rounds for 1 and 16 clients on /detect, and the bulk endpoint."""
+    single = [{"values": w} for w in windows(64)]
+    bulk = [{"windows": [{"sensor_id": SENSOR, "values": w} for w in windows(16)]}]
+    path = f"/v1/sensors/{SENSOR}/detect"
+    asyncio.run(run_round(url, path, single, 16, 160))  # warm-up: model load, every padded batch shape
+    asyncio.run(run_round(url, "/v1/detect", bulk, 4, 16))
+    out: dict[str, Round] = {}
+    for label, p, bodies, clients, n in [
+        ("detect, 1 client", path, single, 1, requests // 2),
+        ("detect, 16 clients", path, single, 16, requests),
+        ("bulk /v1/detect (16 windows), 4 clients", "/v1/detect", bulk, 4, max(8, requests // 16)),
+    ]:
+        results = [asyncio.run(run_round(url, p, bodies, clients, n)) for _ in range(rounds)]
+        out[label] = Round(
+            statistics.median(r.p50_ms for r in results),
+            statistics.median(r.p99_ms for r in results),
+            statistics.median(r.rps for r in results),
+        )
+        print(f"  {label}: {out[label]}", flush=True)
+    return out
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not become healthy in {timeout_s:.0f}s")
+
+
+def baseline_server(home: str, port: int, model: str) -> None:
+    """Child process: the same app over in-process models, one uvicorn worker."""
+    import uvicorn
+
+    from serve_apps.local import local_app
+
+    uvicorn.run(local_app(bench_settings(Path(home), model)), host="127.0.0.1", port=port, log_level="warning")
+
+
+def bench_baseline(home: Path, model: str, rounds: int, requests: int) -> dict[str, Round]:
+    port = free_port()
+    cmd = [sys.executable, __file__, "--baseline-server", str(home), "--port", str(port), "--model", model]
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc)
+        return measure(url, rounds, requests)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def bench_serve(settings: Settings, rounds: int, requests: int) -> dict[str, Round]:
+    import ray
+    from ray import serve
+
+    from serve_apps.app import application
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="pdm-bench")
+    try:
+        port = free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(application(settings), name="pdm", route_prefix="/")
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url)
+        return measure(url, rounds, requests)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="paper", help="paper: LSTM 2x80; small: LSTM 16")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=400, help="requests per round at 16 clients")
+    parser.add_argument("--baseline-server", metavar="HOME", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.baseline_server:
+        baseline_server(args.baseline_server, args.port, args.model)
+        return
+
+    home = Path(tempfile.mkdtemp(prefix="pdm-serve-load-"))
+    try:
+        settings = prepare(home, args.model)
+        print("plain FastAPI + uvicorn (in-process model):", flush=True)
+        plain = bench_baseline(home, args.model, args.rounds, args.requests)
+        print("Ray Serve (Api -> SensorModels via DeploymentHandle):", flush=True)
+        served = bench_serve(settings, args.rounds, args.requests)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+    layers = MODELS[args.model][0]
+    print(f"\nmedians over {args.rounds} rounds; LSTM {layers}; {WINDOW}-point windows, l_s=50 (200 scored each)")
+    print(f"{'case':42} {'server':8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'points/s':>10}")
+    for label in plain:
+        points = WINDOW * (16 if label.startswith("bulk") else 1)
+        for name, res in (("uvicorn", plain[label]), ("serve", served[label])):
+            print(f"{label:42} {name:8} {res.p50_ms:8.1f} {res.p99_ms:8.1f} {res.rps:8.1f} {res.rps * points:10.0f}")
+        print(f"{'':42} {'ratio':8} {'':8} {'':8} {served[label].rps / plain[label].rps:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()

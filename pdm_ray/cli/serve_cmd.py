@@ -1,0 +1,53 @@
+"""``pdm-ray serve``: run the HTTP API (Ray Serve) until interrupted.
+
+The same application as ``serve run configs/serve.yaml``: the ``Api`` ingress in front of
+the multiplexed ``SensorModels`` deployment, on ``serve.host:serve.port`` (127.0.0.1:8000
+by default). Replicas, batching and auth come from the ``serve`` section of the config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+
+from pydantic import ValidationError
+
+from pdm_ray.cli.common import add_config_option, connect_ray, settings_from
+from pdm_ray.config import Settings
+from pdm_ray.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("serve", help="run the HTTP API (Ray Serve) on serve.host:serve.port")
+    add_config_option(parser)
+    parser.add_argument("--host", default=None, help="bind address (default: serve.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: serve.port, 8000)")
+    parser.set_defaults(handler=serve_api)
+
+
+def _with_overrides(settings: Settings, host: str | None, port: int | None) -> Settings:
+    serve = settings.serve.model_dump()
+    serve.update({k: v for k, v in (("host", host), ("port", port)) if v is not None})
+    try:
+        return settings.model_copy(update={"serve": type(settings.serve).model_validate(serve)})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"--{first['loc'][0]}: {first['msg']} (got {first['input']!r})") from None
+
+
+def serve_api(args: argparse.Namespace) -> int:
+    from ray import serve
+
+    from serve_apps.app import application
+
+    settings = _with_overrides(settings_from(args), args.host, args.port)
+    connect_ray(settings)
+    serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
+    serve.run(application(settings), name="pdm", route_prefix="/")
+    auth = "bearer token required" if settings.serve.auth_token else "no auth"
+    print(f"pdm-ray API on http://{settings.serve.host}:{settings.serve.port} ({auth}); docs at /docs; Ctrl-C stops")
+    try:
+        threading.Event().wait()  # until Ctrl-C (KeyboardInterrupt: exit status 130)
+    finally:
+        serve.shutdown()
+    return 0

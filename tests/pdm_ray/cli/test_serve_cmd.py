@@ -1,0 +1,68 @@
+"""``pdm-ray serve``: option checks, and the real command serving /healthz until interrupted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pdm_ray.cli import main
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_bad_port_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "empty.yaml"
+    config.write_text("{}\n")
+    assert main(["serve", "--config", str(config), "--port", "70000"]) == 2
+    err = capsys.readouterr().err
+    assert "--port: Input should be less than 65536 (got 70000)" in err
+
+
+def test_bad_config_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("serve: {port: 0}\n")
+    assert main(["serve", "--config", str(config)]) == 2
+    assert "serve.port" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_serve_runs_until_interrupted(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PDM_HOME": str(tmp_path), "PDM_SERVE__REPLICA_NUM_CPUS": "0.1", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pdm_ray.cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        healthy = None
+        deadline = time.monotonic() + 300
+        while healthy is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                healthy = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            except httpx.HTTPError:
+                time.sleep(1)
+        assert healthy is not None and healthy.json() == {"status": "ok"}, proc.poll()
+        missing = httpx.post(f"http://127.0.0.1:{port}/v1/sensors/A-2/detect", json={"values": [1.0]})
+        assert missing.status_code == 404 and missing.json()["error"] == "unknown_sensor"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 130
+        assert f"http://127.0.0.1:{port}" in out.decode()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -1,0 +1,52 @@
+"""The Serve application as configured: configs/serve.yaml, build_app and deployment options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ray.serve import Application
+from ray.serve.schema import ServeDeploySchema
+
+from pdm_ray.config import ServeAutoscalingSettings, load_settings
+from serve_apps.app import _replica_options, application, build_app
+
+SERVE_YAML = Path(__file__).resolve().parents[2] / "configs" / "serve.yaml"
+
+
+def test_serve_yaml_is_a_valid_serve_config_on_loopback_8000() -> None:
+    raw = yaml.safe_load(SERVE_YAML.read_text())
+    config = ServeDeploySchema.model_validate(raw)
+    assert (config.http_options.host, config.http_options.port) == ("127.0.0.1", 8000)
+    (app,) = config.applications
+    assert app.import_path == "serve_apps.app:build_app"
+    assert {d.name for d in app.deployments} == {"Api", "SensorModels"}
+
+
+def test_default_settings_bind_loopback_8000() -> None:
+    serve = load_settings(env={}).serve
+    assert (serve.host, serve.port, serve.auth_token) == ("127.0.0.1", 8000, None)
+    assert load_settings(env={"PDM_SERVE__AUTH_TOKEN": "t0k"}).serve.auth_token == "t0k"
+
+
+def test_build_app_creates_the_store_once_and_binds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PDM_HOME", str(tmp_path))
+    app = build_app({})
+    assert isinstance(app, Application)
+    assert (tmp_path / "mlflow.db").is_file()  # created here, before replicas could race for it
+
+
+def test_replica_options_follow_the_settings(tmp_path: Path) -> None:
+    settings = load_settings(env={"PDM_HOME": str(tmp_path), "PDM_SERVE__MODEL_REPLICAS": "3"})
+    assert _replica_options(settings, 3) == {
+        "num_replicas": 3,
+        "max_ongoing_requests": 64,
+        "ray_actor_options": {"num_cpus": 0.5},
+    }
+    scaled = settings.model_copy(
+        update={"serve": settings.serve.model_copy(update={"model_autoscaling": ServeAutoscalingSettings()})}
+    )
+    assert isinstance(application(scaled), Application)
+    with pytest.raises(ValueError, match="max_replicas"):
+        ServeAutoscalingSettings(min_replicas=3, max_replicas=2)
