@@ -35,6 +35,13 @@ from pdm_ray.errors import ConfigError, DataError, InsufficientDataError, Invali
 from pdm_ray.ids import validate_sensor_id
 from pdm_ray.streaming.batch import Batch, parse_batch
 from pdm_ray.streaming.ring import RingBuffer
+from pdm_ray.streaming.series import (
+    ForecastTrace,
+    SensorSeries,
+    judging_thresholds,
+    overlapping_events,
+    traced_smoothing,
+)
 from pdm_ray.streaming.snapshot import pack_state
 
 if TYPE_CHECKING:
@@ -176,6 +183,7 @@ class SensorStream:
         self.sensor_id = validate_sensor_id(sensor_id)
         self.settings = settings
         self.ring: RingBuffer | None = None
+        self.trace: ForecastTrace | None = None  # forecasts and smoothed errors of the buffered readings
         self.last_seq = -1
         self.counters = {"batches": 0, "duplicates": 0, "rejected": 0, "scored": 0, "events": 0}
         self.events: deque[AnomalyEvent] = deque(maxlen=settings.actors.recent_events)
@@ -241,8 +249,10 @@ class SensorStream:
         cfg = self.settings.actors
         if self.ring is None:
             self.ring = RingBuffer(cfg.buffer_size, batch.n_features)
+            self.trace = ForecastTrace(cfg.buffer_size)
         request = self._scoring_request(batch)
         self.ring.extend(batch.timestamps, batch.values)
+        self.trace.extend(len(batch))
         self.last_seq = batch.seq
         self.counters["batches"] += 1
         self.batches_since_snapshot += 1
@@ -310,7 +320,11 @@ class SensorStream:
             self._detector = detector.init_stream(self.settings.threshold)
             self._detector_offset = request.first_index
         errors = predictions - request.targets
+        smoothed_from, smoothed = traced_smoothing(self._detector, errors)
         self._detector, sequences = detector.update_stream(self._detector, errors, request.targets)
+        if self.trace is not None:  # always, once there are readings
+            self.trace.put(request.first_index, forecast=predictions)
+            self.trace.put(self._detector_offset + smoothed_from, smoothed=smoothed)
         m = request.targets.shape[0]
         self._remember_squared_errors(np.square(errors))
         self._detector_next = request.first_index + m
@@ -410,6 +424,47 @@ class SensorStream:
         """The newest ``n`` events, oldest first."""
         return list(self.events)[-n:] if n > 0 else []
 
+    def series(self, n: int) -> SensorSeries:
+        """The newest ``min(n, buffered)`` readings with their forecasts, smoothed errors, thresholds and events.
+
+        Read-only. Thresholds are recomputed from the kept smoothed errors
+        (``series.judging_thresholds``); points before a detector restart or whose window
+        is no longer buffered have none.
+
+        Raises:
+            DataError: ``n`` is not positive.
+        """
+        if n <= 0:
+            raise DataError(f"sensor {self.sensor_id}: series length must be positive, got {n}")
+        if self.ring is None or self.trace is None:
+            empty = np.zeros(0, dtype=np.float32)
+            return SensorSeries(self.sensor_id, 0, np.zeros(0), empty, empty, empty, empty)
+        ts, values = self.ring.last(n)
+        k = ts.shape[0]
+        first = self.ring.total - k
+        forecast, smoothed = self.trace.window(first, first + k)
+        threshold = np.full(k, np.nan, dtype=np.float32)
+        intervals = [(e.start, e.end, e.score, True) for e in self.events]
+        if self._detector is not None:
+            cfg = self.settings.threshold
+            h = cfg.batch_size * cfg.window_size  # the first points' windows start up to h readings earlier
+            _, reach = self.trace.window(first - h, first + k)
+            threshold = judging_thresholds(reach, first - h - self._detector_offset, self._detector.judged, cfg)[h:]
+            open_sequence = self._detector.open_sequence
+            if open_sequence is not None:
+                offset = self._detector_offset
+                intervals.append((open_sequence.start + offset, open_sequence.end + offset, open_sequence.score, False))
+        return SensorSeries(
+            sensor_id=self.sensor_id,
+            first_index=first,
+            timestamps=ts,
+            values=values[:, 0].copy(),
+            forecast=forecast,
+            smoothed_errors=smoothed,
+            threshold=threshold,
+            events=overlapping_events(intervals, first, ts),
+        )
+
     def status(self) -> SensorStatus:
         """Counters and health now (runs a drift check when there is a reference)."""
         recent = self._recent_squared_errors()
@@ -464,6 +519,7 @@ class SensorStream:
             "scoring": [self.scoring.value, self.scoring_detail],
             "batches_since_quality": self.batches_since_quality,
             "ring": None if self.ring is None else self.ring.to_state(),
+            "trace": None if self.trace is None else self.trace.to_state(len(self.ring)),
             "detector": detector_state,
             "errors": {"scored": self._scored_total, "squared": self._recent_squared_errors()},
             "drift": None if self.drift is None else self.drift.to_state(),
@@ -489,6 +545,10 @@ class SensorStream:
             self.scoring, self.scoring_detail = Scoring(state["scoring"][0]), str(state["scoring"][1])
             ring = state["ring"]
             self.ring = None if ring is None else RingBuffer.from_state(ring)
+            trace = state.get("trace")  # absent in snapshots written before traces existed
+            self.trace = (
+                None if self.ring is None else ForecastTrace.from_state(trace, self.ring.capacity, self.ring.total)
+            )
             det = state["detector"]
             if det is None:
                 self._detector = None
