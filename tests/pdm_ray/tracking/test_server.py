@@ -25,8 +25,7 @@ def test_local_server_serves_the_sqlite_store_and_stops(mlflow_uri: str, tmp_pat
         urllib.request.urlopen(f"{url}/health", timeout=2)
 
 
-def test_single_writer_or_configured_uri_is_used_directly(mlflow_uri: str, tmp_path: Path) -> None:
+def test_a_single_writer_uses_the_sqlite_store_directly(mlflow_uri: str, tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, tracking={"uri": mlflow_uri})
-    for several in (False, True):  # a configured URI is never wrapped in a local server
-        with tracking_uri_for_writers(settings, several_writers=several) as uri:
-            assert uri == mlflow_uri
+    with tracking_uri_for_writers(settings, several_writers=False) as uri:
+        assert uri == mlflow_uri
