@@ -11,6 +11,7 @@ from pdm_ray.tracking.runs import connect
 from pdm_ray.tracking.server import local_mlflow_server, tracking_uri_for_writers
 
 
+@pytest.mark.slow
 def test_local_server_serves_the_sqlite_store_and_stops(mlflow_uri: str, tmp_path: Path) -> None:
     direct = connect(mlflow_uri, "pdm-ray", artifact_location=(tmp_path / "art").as_uri())
     with local_mlflow_server(mlflow_uri, (tmp_path / "art").as_uri()) as url:
