@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pdm_ray.config import DEFAULT_CONFIG, Settings
-from pdm_ray.errors import TrackingError, UnknownSensorError
+from pdm_ray.errors import SweepError, TrackingError, UnknownSensorError
 from pdm_ray.tracking.runs import PARENT_RUN_TAG
 from tuning import sweep as sweep_module
 from tuning.sweep import SweepResult, run_sweep
@@ -110,3 +110,17 @@ def test_asha_max_t_follows_the_swept_epochs() -> None:
     settings = Settings(sweep={"search_space": {"epochs": {"choice": [2, 5]}}, "grace_period": 9})
     scheduler = sweep_module._scheduler(settings.sweep, settings)
     assert scheduler._max_t == 5 and scheduler._brackets[0]._rungs[-1][0] == 5  # grace period clipped to max_t
+
+
+def test_a_sweep_whose_every_trial_fails_raises_and_marks_the_parent_failed(
+    swept: Swept, tmp_path: Path, tiny_data: Callable[..., Path]
+) -> None:
+    settings = Settings(home=swept.home, windows={"l_s": 30, "n_predictions": 2}, train={"epochs": 1})
+    space = {"d_model": {"value": 30}, "num_heads": {"value": 4}}  # 4 heads do not divide 30
+    with pytest.raises(SweepError, match=r"T-1: .*must be divisible by num_heads"):
+        run_sweep(["T-1"], "transformer", settings=settings, data_dir=tiny_data(tmp_path, ("T-1",)), search_space=space)
+    exp = swept.client.get_experiment_by_name("pdm-ray")
+    (parent,) = swept.client.search_runs(
+        [exp.experiment_id], "tags.`pdm.model` = 'transformer' and tags.`mlflow.runName` LIKE 'sweep-%'"
+    )
+    assert parent.info.status == "FAILED"

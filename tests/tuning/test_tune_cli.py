@@ -38,14 +38,16 @@ def test_tune_prints_one_row_per_channel_and_registers(
     ray_cluster: None, tmp_path: Path, tiny_data: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = tiny_data(tmp_path / "data", ("T-1",))
-    status = main(["tune", "--config", str(_config(tmp_path)), "--data", str(data), "--channels", "T-1"])
+    args = ["tune", "--config", str(_config(tmp_path)), "--data", str(data), "--channels", "T-1", "--promote"]
+    status = main(args)
     out = capsys.readouterr().out
     assert status == 0
     header, _, row = out.strip().splitlines()[-3:]
     assert header.split()[:3] == ["channel", "trials", "val_ratio"]
     assert row.split()[:2] == ["T-1", "1"] and "layers=1 units=8" in row
+    assert " promoted " in row  # the first version of a model passes the gate
     client = MlflowClient(f"sqlite:///{(tmp_path / 'home' / 'mlflow.db').resolve()}")
-    assert str(client.get_model_version_by_alias("pdm-T-1-lstm", "staging").version) == "1"
+    assert str(client.get_model_version_by_alias("pdm-T-1-lstm", "production").version) == "1"
     assert "Configuration for experiment" not in out  # Tune's console output is off without a terminal
 
 
