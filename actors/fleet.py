@@ -5,6 +5,17 @@ them, fans status queries out with one ``await`` over all of them, and lists the
 supervises: the live ``sensor:*`` actors plus every state directory under
 ``<home>/sensors``. It keeps nothing it cannot rediscover, so a restarted Fleet (its own
 ``max_restarts``) carries on where it was. Sensor actors are detached and outlive it.
+
+Retraining (``pdm_ray.retraining``): ``check_retraining`` gathers every sensor's status
+and what the ``ModelHost`` knows of its model, evaluates the policy once per sensor against
+one fleet-wide state (so ``retraining.max_concurrent`` caps the whole fleet), records every
+decision in ``<home>/retraining.db`` and launches a ``retrain_sensor`` Ray task for each one
+that fires. Finished retrains are settled on the next check (or by ``settle_retrains``):
+their outcome goes to the history and the policy, and after a promotion the model host
+drops the sensor's old model and the sensor takes its newest readings as its drift
+reference. The policy state is a JSON file next to the history; a retrain that was running
+when the Fleet died is recorded as failed. With ``actors.retrain_check_s`` > 0 the Fleet
+checks by itself that often. The retraining modules (scipy) are imported on first use.
 """
 
 from __future__ import annotations
@@ -12,28 +23,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import ray
 from ray.actor import ActorHandle
 from ray.util import list_named_actors
 
-from actors.forecaster import Forecaster
+from actors.forecaster import Forecaster, ModelHostForecaster
 from actors.sensor import (
     IngestAck,
     SensorActor,
-    absolute_home,
+    absolute_paths,
     actor_name,
     sensor_options,
 )
 from pdm_ray.config import Settings
-from pdm_ray.errors import FleetUnavailableError, UnknownSensorError
+from pdm_ray.errors import FleetUnavailableError, OutOfOrderBatchError, UnknownSensorError
 from pdm_ray.ids import validate_sensor_id
 from pdm_ray.streaming import AnomalyEvent, Batch, SensorStatus, list_sensor_dirs, sensor_dir
+
+if TYPE_CHECKING:
+    from actors.retrain import RetrainResult
+    from pdm_ray.retraining import Decision, HistoryEntry, PolicyState, RetrainingHistory
 
 logger = logging.getLogger(__name__)
 
 FLEET_NAME = "fleet"
+OUT_OF_ORDER_WAIT_S = 5.0
 _PREFIX = actor_name("")
 
 
@@ -51,8 +68,14 @@ class Fleet:
         self._settings = Settings.model_validate(settings)
         self._forecaster = forecaster
         self._sensors: dict[str, ActorHandle] = {}
+        self._policy: PolicyState | None = None  # loaded on first use
+        self._history: RetrainingHistory | None = None
+        self._retrains: dict[str, tuple[Any, int]] = {}  # sensor -> (task ref, history entry id)
+        self._manual: dict[str, str] = {}
+        self._loop_task: asyncio.Task[None] | None = None
 
     def _sensor(self, sensor_id: str, create: bool = True) -> ActorHandle:
+        self._start_checking()
         handle = self._sensors.get(sensor_id)
         if handle is not None:
             return handle
@@ -72,6 +95,24 @@ class Fleet:
         self._sensors[sensor_id] = handle
         return handle
 
+    def _start_checking(self) -> None:
+        """Run ``check_retraining`` every ``actors.retrain_check_s`` seconds (started by the first call).
+
+        Called from the methods, never from ``__init__``: an actor's event loop runs its
+        methods, so a restarted Fleet starts checking again with its first call.
+        """
+        period = self._settings.actors.retrain_check_s
+        if period > 0 and (self._loop_task is None or self._loop_task.done()):
+            self._loop_task = asyncio.get_running_loop().create_task(self._check_forever(period))
+
+    async def _check_forever(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.check_retraining()
+            except Exception:  # a failed round must not end the loop; the next one retries
+                logger.exception("retraining check failed")
+
     async def sensor(self, sensor_id: str) -> ActorHandle:
         """The actor of ``sensor_id``, created (and recovered from disk) if needed.
 
@@ -87,11 +128,26 @@ class Fleet:
     async def ingest(self, sensor_id: str, batch: Batch | dict[str, Any]) -> IngestAck:
         """Route a batch to its sensor (created on first use).
 
+        Concurrent calls may reach the sensor out of order (this actor is asynchronous), so
+        a batch refused as out of order is sent again, with backoff, for up to
+        ``OUT_OF_ORDER_WAIT_S`` seconds while the batches before it arrive.
+
         Raises:
             InvalidChannelError: not a valid sensor id.
+            OutOfOrderBatchError: the batches before it did not arrive in time.
             InvalidBatchError: the sensor rejected the batch.
         """
-        return await self._sensor(sensor_id).ingest.remote(batch)
+        handle = self._sensor(sensor_id)
+        delay, waited = 0.005, 0.0
+        while True:
+            try:
+                return await handle.ingest.remote(batch)
+            except OutOfOrderBatchError:
+                if waited >= OUT_OF_ORDER_WAIT_S:
+                    raise
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(2 * delay, 0.5)
 
     async def status(self, sensor_id: str) -> SensorStatus:
         """One sensor's status.
@@ -117,8 +173,138 @@ class Fleet:
 
     async def list_sensors(self) -> list[str]:
         """Every supervised sensor: live ``sensor:*`` actors and stored states (sorted)."""
+        self._start_checking()
         named = {n[len(_PREFIX) :] for n in list_named_actors() if n.startswith(_PREFIX)}
         return sorted(named | set(self._sensors) | set(list_sensor_dirs(self._settings.home)))
+
+    # ------------------------------------------------------------------ retraining
+    def _retraining(self) -> tuple[PolicyState, RetrainingHistory]:
+        """The policy state and history, loaded on first use; retrains orphaned by a restart fail."""
+        if self._policy is None or self._history is None:
+            from pdm_ray.retraining import DecisionKind, Outcome, RetrainingHistory, history_path, record_outcome
+            from pdm_ray.streaming.retraining import POLICY_FILE, load_policy_state, save_policy_state
+
+            history = RetrainingHistory(history_path(self._settings.home))
+            policy = load_policy_state(self._settings.home / POLICY_FILE)
+            now = time.time()
+            for sensor in list(policy.in_flight):
+                pending = [
+                    e
+                    for e in history.list(sensor, limit=50)
+                    if e.decision is DecisionKind.FIRE and e.outcome is Outcome.PENDING
+                ]
+                if pending:
+                    history.update_outcome(pending[0].id, Outcome.FAILED, now)
+                policy = record_outcome(policy, sensor, Outcome.FAILED)
+                logger.warning("sensor %s: its retrain was lost when the Fleet restarted; recorded as failed", sensor)
+            save_policy_state(self._settings.home / POLICY_FILE, policy)
+            self._policy, self._history = policy, history
+        return self._policy, self._history
+
+    async def request_retrain(self, sensor_id: str, reason: str = "manual request") -> None:
+        """Ask for a retrain of ``sensor_id`` at the next check (the policy's ``manual`` trigger)."""
+        validate_sensor_id(sensor_id)
+        self._manual[sensor_id] = reason
+
+    async def check_retraining(self) -> list[Decision]:
+        """Settle finished retrains, evaluate the policy for every sensor, launch the ones that fire.
+
+        Returns the decisions of this round (one per trigger whose condition held).
+        """
+        from actors.retrain import retrain_sensor
+        from pdm_ray.retraining import Trigger, evaluate
+        from pdm_ray.streaming.retraining import POLICY_FILE, observation, save_policy_state
+
+        self._start_checking()
+        await self.settle_retrains()
+        policy, history = self._retraining()
+        statuses = await self.status_all()
+        models = {m.sensor_id: m for m in await self._hosted_models()}
+        now = time.time()
+        decisions: list[Decision] = []
+        for status in statuses:
+            sid = status.sensor_id
+            model = models.get(sid)
+            manual = self._manual.pop(sid, None)
+            obs = observation(
+                status,
+                None if model is None else model.validation_mse,
+                None if model is None else model.trained_at,
+                manual,
+            )
+            policy, found = evaluate(self._settings.retraining, policy, obs, now)
+            for decision in found:
+                entry = history.record(decision)
+                if decision.fired:
+                    data_dir = str(self._settings.data.dir)
+                    self._retrains[sid] = (retrain_sensor.remote(sid, self._settings_data, data_dir), entry)
+                    logger.info("sensor %s: retrain started (%s)", sid, decision.trigger.value)
+                elif decision.trigger is Trigger.MANUAL and manual is not None:
+                    self._manual.setdefault(sid, manual)  # suppressed by the cap: ask again next round
+            decisions.extend(found)
+        self._policy = policy
+        save_policy_state(self._settings.home / POLICY_FILE, policy)
+        return decisions
+
+    async def settle_retrains(self, wait: bool = False) -> list[HistoryEntry]:
+        """Record the outcome of every finished retrain (with ``wait``, of every running one).
+
+        A promotion makes the model host drop the sensor's old model and the sensor take its
+        newest readings as the drift reference. Returns the updated history entries.
+        """
+        from pdm_ray.retraining import Outcome, record_outcome
+        from pdm_ray.streaming.retraining import POLICY_FILE, save_policy_state
+
+        if not self._retrains:
+            return []
+        policy, history = self._retraining()
+        sensors = list(self._retrains)
+        refs = [self._retrains[s][0] for s in sensors]
+        ready = set(refs) if wait else set(ray.wait(refs, num_returns=len(refs), timeout=0)[0])
+        finished = [(s, r) for s, r in zip(sensors, refs, strict=True) if r in ready]
+        results = await asyncio.gather(*(r for _, r in finished), return_exceptions=True)
+        now = time.time()
+        updated = []
+        for (sid, _), result in zip(finished, results, strict=True):
+            _, entry_id = self._retrains.pop(sid)
+            outcome, version = self._outcome(sid, result)
+            updated.append(history.update_outcome(entry_id, outcome, now, version))
+            policy = record_outcome(policy, sid, outcome)
+            if outcome is Outcome.SUCCEEDED:
+                await self._adopt_new_model(sid)
+        self._policy = policy
+        save_policy_state(self._settings.home / POLICY_FILE, policy)
+        return updated
+
+    @staticmethod
+    def _outcome(sensor_id: str, result: RetrainResult | BaseException) -> tuple[Any, str | None]:
+        from pdm_ray.retraining import Outcome
+
+        if isinstance(result, BaseException):
+            logger.warning("sensor %s: retrain task failed: %s", sensor_id, result)
+            return Outcome.FAILED, None
+        logger.info(
+            "sensor %s: retrain %s (version %s): %s", sensor_id, result.outcome, result.model_version, result.detail
+        )
+        return Outcome(result.outcome), result.model_version
+
+    async def _adopt_new_model(self, sensor_id: str) -> None:
+        if isinstance(self._forecaster, ModelHostForecaster):
+            await self._forecaster.host.unload.remote(sensor_id)
+        try:
+            await self._sensor(sensor_id, create=False).reset_reference.remote()
+        except Exception as exc:  # too few readings for a reference: keep the old one
+            logger.warning("sensor %s: drift reference kept after the new model: %s", sensor_id, exc)
+
+    async def _hosted_models(self) -> list[Any]:
+        """What the model host has loaded (validation error, age); empty without one."""
+        if isinstance(self._forecaster, ModelHostForecaster):
+            return list(await self._forecaster.host.models.remote())
+        return []
+
+    async def retraining_history(self, sensor_id: str | None = None, limit: int = 50) -> list[HistoryEntry]:
+        """The newest retraining decisions and outcomes, newest first."""
+        return self._retraining()[1].list(sensor_id, limit)
 
     async def remove(self, sensor_id: str, delete_state: bool = False) -> bool:
         """Stop a sensor's actor for good; with ``delete_state`` also delete its WAL and snapshot.
@@ -145,7 +331,7 @@ def fleet_handle(settings: Settings, forecaster: Forecaster | None = None, name:
     Call after ``ray.init``. ``home`` is made absolute first, so every actor agrees on it;
     an existing Fleet keeps the settings and forecaster it was started with.
     """
-    data = absolute_home(settings).model_dump(mode="json")
+    data = absolute_paths(settings).model_dump(mode="json")
     return Fleet.options(name=name, namespace=settings.ray.namespace, lifetime="detached", get_if_exists=True).remote(
         data, forecaster
     )

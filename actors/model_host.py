@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import ray
 
+from actors.sensor import absolute_paths
 from pdm_ray.config import Settings
 from pdm_ray.errors import DataError, UnknownSensorError
 from pdm_ray.ids import validate_sensor_id
@@ -38,13 +39,42 @@ MODEL_HOST_NAME = "model-host"
 
 @dataclass(frozen=True)
 class HostedModel:
-    """A loaded model: where it came from (``source``: a directory or ``name/version``) and when."""
+    """A loaded model and what the retraining policy needs to know about it.
+
+    Attributes:
+        sensor_id: the sensor it serves.
+        source: the model directory, or ``name/version`` in the registry.
+        l_s, n_features: its input window.
+        loaded_at: when it was loaded (seconds since the epoch).
+        validation_mse: its validation MSE in squared sensor units (the normalized MSE times
+            the square of channel 0's scale), comparable with ``SensorStatus.rolling_mse``.
+        trained_at: when it was made (the registered version's creation time, or the
+            directory's ``model.json`` time), seconds since the epoch.
+    """
 
     sensor_id: str
     source: str
     l_s: int
     n_features: int
     loaded_at: float
+    validation_mse: float | None
+    trained_at: float | None
+
+
+def _hosted(sensor_id: str, source: str, model: TrainedModel, trained_at: float | None) -> HostedModel:
+    from pdm_ray.data.normalize import Normalizer
+
+    scale = Normalizer.from_dict(model.normalizer).scale[0] if model.normalizer is not None else 1.0
+    mse = float(model.val_loss) * float(scale) ** 2
+    return HostedModel(
+        sensor_id,
+        source,
+        model.spec.l_s,
+        model.spec.n_features,
+        time.time(),
+        mse if np.isfinite(mse) else None,
+        trained_at,
+    )
 
 
 @ray.remote(num_cpus=0)
@@ -64,12 +94,12 @@ class ModelHost:
     def load(self, sensor_id: str, model_dir: str) -> HostedModel:
         """Serve the model saved in ``model_dir`` (``pdm_ray.models.save_model``) for ``sensor_id``."""
         from pdm_ray.models import load_model
+        from pdm_ray.models.persistence import MODEL_FILE
 
         validate_sensor_id(sensor_id)
         model = load_model(model_dir)
-        info = HostedModel(
-            sensor_id, str(Path(model_dir).resolve()), model.spec.l_s, model.spec.n_features, time.time()
-        )
+        root = Path(model_dir).resolve()
+        info = _hosted(sensor_id, str(root), model, (root / MODEL_FILE).stat().st_mtime)
         self._models[sensor_id] = (model, info, False)
         logger.info("sensor %s: serving model from %s", sensor_id, model_dir)
         return info
@@ -123,11 +153,13 @@ class ModelHost:
             raise
         source = f"{version.name}/{version.version}"
         if entry is not None and entry[1].source == source:
-            model = entry[0]
+            model, trained_at = entry[0], entry[1].trained_at
         else:
             model = load_version(tracking, version.name, version.version)
+            created = tracking.client.get_model_version(version.name, version.version).creation_timestamp
+            trained_at = created / 1000.0 if created else None
             logger.info("sensor %s: serving registered %s", sensor_id, source)
-        info = HostedModel(sensor_id, source, model.spec.l_s, model.spec.n_features, time.time())
+        info = _hosted(sensor_id, source, model, trained_at)
         self._models[sensor_id] = (model, info, True)
         return model
 
@@ -136,4 +168,4 @@ def model_host_handle(settings: Settings, use_registry: bool = True) -> Any:
     """The fleet's shared ``ModelHost`` (named ``model-host``, detached), started if there is none."""
     return ModelHost.options(
         name=MODEL_HOST_NAME, namespace=settings.ray.namespace, lifetime="detached", get_if_exists=True
-    ).remote(settings.model_copy(update={"home": Path(settings.home).resolve()}).model_dump(mode="json"), use_registry)
+    ).remote(absolute_paths(settings).model_dump(mode="json"), use_registry)

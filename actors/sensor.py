@@ -207,6 +207,7 @@ def sensor_options(settings: Settings, sensor_id: str) -> dict[str, Any]:
     }
 
 
-def absolute_home(settings: Settings) -> Settings:
-    """``settings`` with ``home`` made absolute, so actors in other working directories agree."""
-    return settings.model_copy(update={"home": Path(settings.home).resolve()})
+def absolute_paths(settings: Settings) -> Settings:
+    """``settings`` with ``home`` and ``data.dir`` made absolute, so processes in other working directories agree."""
+    data = settings.data.model_copy(update={"dir": Path(settings.data.dir).resolve()})
+    return settings.model_copy(update={"home": Path(settings.home).resolve(), "data": data})

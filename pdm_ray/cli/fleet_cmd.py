@@ -1,8 +1,12 @@
-"""``pdm-ray fleet status``: the sensors, their counters, scoring state, drift and quality.
+"""``pdm-ray fleet status``: the sensors' counters, scoring, drift and quality; ``fleet retrain``.
 
 With ``ray.address`` set it asks the running Fleet actor (one fan-out over all sensors).
 Without a cluster there are no live actors, so it rebuilds each sensor's state from its
 snapshot and write-ahead log under ``<home>/sensors/`` instead, reading only.
+
+``fleet retrain`` asks the running Fleet to evaluate the retraining policy now (optionally
+after a manual request for one sensor), prints the decisions, and with ``--wait`` waits for
+the retrains it started and prints their outcomes.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import argparse
 
 from pdm_ray.cli.common import add_config_option, connect_ray, format_table, settings_from
 from pdm_ray.config import Settings
-from pdm_ray.errors import DataError
+from pdm_ray.errors import DataError, FleetUnavailableError
+from pdm_ray.ids import validate_sensor_id
 from pdm_ray.streaming import (
     SensorStatus,
     SensorStore,
@@ -29,6 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     status.add_argument("--name", default="fleet", help="the Fleet actor's name (default: fleet)")
     add_config_option(status)
     status.set_defaults(handler=fleet_status)
+    retrain = fleet_sub.add_parser("retrain", help="evaluate the retraining policy now (needs a running cluster)")
+    retrain.add_argument("--sensor", default=None, help="request a retrain of this sensor (manual trigger)")
+    retrain.add_argument("--reason", default="requested from the command line", help="why (kept in the history)")
+    retrain.add_argument("--wait", action="store_true", help="wait for the retrains started and print their outcomes")
+    retrain.add_argument("--name", default="fleet", help="the Fleet actor's name (default: fleet)")
+    add_config_option(retrain)
+    retrain.set_defaults(handler=fleet_retrain)
 
 
 def snapshot_statuses(settings: Settings) -> list[SensorStatus | tuple[str, str]]:
@@ -85,4 +97,34 @@ def fleet_status(args: argparse.Namespace) -> int:
                 ["sensor", "last seq", "readings", "scored", "events", "rejected", "drift", "quality", "scoring"], rows
             )
         )
+    return 0
+
+
+def fleet_retrain(args: argparse.Namespace) -> int:
+    import json
+
+    import ray
+
+    from actors.fleet import find_fleet
+
+    settings = settings_from(args)
+    if not settings.ray.address:
+        raise FleetUnavailableError("fleet retrain needs a running cluster: set ray.address (e.g. auto)")
+    connect_ray(settings)
+    fleet = find_fleet(settings, args.name)
+    if args.sensor:
+        ray.get(fleet.request_retrain.remote(validate_sensor_id(args.sensor), args.reason))
+    decisions = ray.get(fleet.check_retraining.remote())
+    rows = [
+        [d.sensor, d.trigger.value, d.decision.value, json.dumps(dict(d.evidence), sort_keys=True)] for d in decisions
+    ]
+    print(f"{len(rows)} decision(s)")
+    if rows:
+        print(format_table(["sensor", "trigger", "decision", "evidence"], rows))
+    if args.wait and any(d.fired for d in decisions):
+        entries = ray.get(fleet.settle_retrains.remote(wait=True))
+        outcome_rows = [
+            [e.sensor, e.trigger.value, e.outcome.value if e.outcome else "-", e.model_version or "-"] for e in entries
+        ]
+        print(format_table(["sensor", "trigger", "outcome", "version"], outcome_rows))
     return 0

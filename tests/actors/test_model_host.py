@@ -6,7 +6,7 @@ import ray
 
 from actors.forecaster import ModelHostForecaster
 from actors.model_host import ModelHost
-from actors.sensor import SensorActor, absolute_home
+from actors.sensor import SensorActor, absolute_paths
 from pdm_ray.config import LSTMSettings, TrainSettings
 from pdm_ray.data.windows import make_windows
 from pdm_ray.errors import UnknownSensorError
@@ -33,7 +33,7 @@ def test_sensor_actors_score_through_the_shared_host_without_jax(
     ray_actors: None, tmp_path: Path, model_dir: Path
 ) -> None:
     settings = small_settings(tmp_path)
-    data = absolute_home(settings).model_dump(mode="json")
+    data = absolute_paths(settings).model_dump(mode="json")
     host = ModelHost.remote(data, use_registry=False)
     info = ray.get(host.load.remote("M-1", str(model_dir)))
     assert (info.sensor_id, info.l_s, info.n_features) == ("M-1", 5, 2)

@@ -9,7 +9,7 @@ import ray
 
 from actors.forecaster import PersistenceForecaster
 from actors.producer import send_batches
-from actors.sensor import SensorActor, absolute_home, sensor_options
+from actors.sensor import SensorActor, absolute_paths, sensor_options
 from pdm_ray.errors import InvalidBatchError
 from pdm_ray.streaming import Scoring
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.ray
 
 
 def _start(settings, sensor_id: str, forecaster=None, named: bool = True):
-    data = absolute_home(settings).model_dump(mode="json")
+    data = absolute_paths(settings).model_dump(mode="json")
     cls = SensorActor.options(**sensor_options(settings, sensor_id)) if named else SensorActor
     return cls.remote(sensor_id, data, forecaster)
 

@@ -59,3 +59,17 @@ def test_stream_replays_scores_and_resumes(
 def test_stream_rejects_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["stream", "--data", "data/sample", "--batch-size", "0", "--config", _config(tmp_path)]) == 2
     assert "--batch-size must be positive" in capsys.readouterr().err
+
+
+def test_fleet_retrain_asks_the_running_fleet(
+    ray_actors: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from actors.fleet import fleet_handle
+    from pdm_ray.config import load_settings
+
+    assert main(["fleet", "retrain", "--config", _config(tmp_path)]) == 2
+    assert "needs a running cluster" in capsys.readouterr().err
+    config = _config(tmp_path, "auto")
+    fleet_handle(load_settings(config), name="fleet-cli")
+    assert main(["fleet", "retrain", "--name", "fleet-cli", "--config", config]) == 0
+    assert "0 decision(s)" in capsys.readouterr().out
