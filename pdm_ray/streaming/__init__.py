@@ -15,6 +15,7 @@ from pdm_ray.streaming.sensor import (
     SensorStream,
     StreamSettings,
 )
+from pdm_ray.streaming.series import ForecastTrace, SensorSeries, SeriesEvent
 from pdm_ray.streaming.snapshot import read_snapshot, write_snapshot
 from pdm_ray.streaming.store import RecoveryReport, SensorStore, list_sensor_dirs, sensor_dir
 from pdm_ray.streaming.wal import RecordKind, WalRecord, WriteAheadLog
@@ -22,14 +23,17 @@ from pdm_ray.streaming.wal import RecordKind, WalRecord, WriteAheadLog
 __all__ = [
     "AnomalyEvent",
     "Batch",
+    "ForecastTrace",
     "RecordKind",
     "RecoveryReport",
     "RingBuffer",
     "Scoring",
     "ScoringRequest",
+    "SensorSeries",
     "SensorStatus",
     "SensorStore",
     "SensorStream",
+    "SeriesEvent",
     "StreamSettings",
     "WalRecord",
     "WriteAheadLog",
