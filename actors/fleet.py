@@ -41,7 +41,7 @@ from actors.sensor import (
 from pdm_ray.config import Settings
 from pdm_ray.errors import FleetUnavailableError, OutOfOrderBatchError, UnknownSensorError
 from pdm_ray.ids import validate_sensor_id
-from pdm_ray.streaming import AnomalyEvent, Batch, SensorStatus, list_sensor_dirs, sensor_dir
+from pdm_ray.streaming import AnomalyEvent, Batch, SensorSeries, SensorStatus, list_sensor_dirs, sensor_dir
 
 if TYPE_CHECKING:
     from actors.retrain import RetrainResult
@@ -166,6 +166,10 @@ class Fleet:
     async def recent(self, sensor_id: str, n: int = 10) -> list[AnomalyEvent]:
         """A sensor's newest ``n`` anomaly events."""
         return await self._sensor(sensor_id, create=False).recent.remote(n)
+
+    async def series(self, sensor_id: str, n: int = 1000) -> SensorSeries:
+        """A sensor's newest ``n`` readings with forecasts, smoothed errors, thresholds and events."""
+        return await self._sensor(sensor_id, create=False).series.remote(n)
 
     async def reset_reference(self, sensor_id: str) -> int:
         """Make a sensor's newest readings its drift reference (e.g. after retraining)."""

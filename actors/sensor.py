@@ -37,6 +37,7 @@ from pdm_ray.streaming import (
     Batch,
     Scoring,
     ScoringRequest,
+    SensorSeries,
     SensorStatus,
     SensorStore,
     SensorStream,
@@ -170,6 +171,10 @@ class SensorActor:
     def recent(self, n: int = 10) -> list[AnomalyEvent]:
         """The newest ``n`` anomaly events, oldest first."""
         return self._stream.recent(n)
+
+    def series(self, n: int = 1000) -> SensorSeries:
+        """The newest ``n`` readings with their forecasts, smoothed errors, thresholds and events (read-only)."""
+        return self._stream.series(n)
 
     def reset_reference(self, values: npt.NDArray[np.float32] | None = None) -> int:
         """Make ``values`` (default: the newest readings) the drift reference; snapshot at once.
