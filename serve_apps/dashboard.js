@@ -356,6 +356,12 @@
     onHash();
   });
   window.addEventListener("hashchange", onHash);
+  for (const a of document.querySelectorAll(".topbar nav a")) {
+    a.addEventListener("click", (ev) => {
+      ev.preventDefault(); // scroll only: the hash keeps the selected sensor
+      document.querySelector(a.getAttribute("href")).scrollIntoView({ behavior: "smooth", block: "start" });
+    });
+  }
   state.selected = selectedFromHash();
   renderSensorHeader(state.selected);
   tick();

@@ -177,12 +177,14 @@ class Dashboard:
         ids = [s["sensor_id"] for s in statuses]
         keep = self.settings.actors.recent_events
         events = jsonable(await asyncio.gather(*(self.fleet.recent(sid, keep) for sid in ids)))
-        production = self._production(versions)
+        production = {sid: v for sid, v in self._production(versions).items() if sid in ids}
+        rmses = await asyncio.gather(*(self._validation_rmse(v) for v in production.values()))
+        validation = dict(zip(production, rmses, strict=True))
         sensors, everything = [], []
         for status, recent in zip(statuses, events, strict=True):
             sid = status["sensor_id"]
             version = production.get(sid)
-            val_rmse = None if version is None else await self._validation_rmse(version)
+            val_rmse = validation.get(sid)
             mse = status.get("rolling_mse")
             kpis = SensorKpis(
                 sensor_id=sid,
