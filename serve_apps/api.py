@@ -9,7 +9,7 @@ benchmark's baseline) and an optional ``Fleet`` (the Fleet actor). Routes:
 * ``POST /v1/sensors/{id}/forecast``: the next ``horizon`` values, stamped at
   ``last timestamp + k * median spacing``.
 * ``POST /v1/sensors/{id}/readings``, ``GET /v1/sensors/{id}``, ``GET /v1/sensors``: the
-  Fleet actor's ingest, status and list.
+  Fleet actor's ingest, status (+ recent events) and list.
 * ``POST /v1/models/reload``: forget cached production versions now (else they expire
   after ``serve.version_ttl_s``).
 * ``GET /healthz`` (never needs a token), ``GET /docs``, ``GET /openapi.json``.
@@ -24,7 +24,7 @@ import time
 from typing import Any, Protocol
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Path
+from fastapi import FastAPI, HTTPException, Path, Query
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -76,7 +76,11 @@ class Fleet(Protocol):
 
     async def status(self, sensor_id: str) -> Any: ...
 
+    async def recent(self, sensor_id: str, n: int) -> Any: ...
+
     async def list_sensors(self) -> Any: ...
+
+    async def series(self, sensor_id: str, n: int) -> Any: ...
 
 
 def jsonable(value: Any) -> Any:
@@ -135,6 +139,11 @@ def _detect_response(sensor_id: str, n_points: int, s: WindowScores) -> DetectRe
     )
 
 
+def _public(path: str) -> bool:
+    """Paths that need no token: liveness, and the dashboard's page and static files (no data in them)."""
+    return path in ("/healthz", "/dashboard") or path.startswith("/dashboard/static/")
+
+
 class _Guard:
     """Outermost ASGI layer: bearer-token check, body-size check, request metrics."""
 
@@ -187,7 +196,7 @@ class _Guard:
         root = scope.get("root_path", "")
         if root and path.startswith(root):  # mounted under a Serve route_prefix
             path = path[len(root) :]
-        if self.token is not None and path != "/healthz":
+        if self.token is not None and not _public(path):
             given = headers.get(b"authorization", b"")
             scheme, _, credential = given.partition(b" ")
             if scheme.lower() != b"bearer" or not hmac.compare_digest(credential.strip(), self.token):
@@ -351,10 +360,17 @@ def create_app(
         return JSONResponse({"sensor_id": sensor_id, "ack": jsonable(ack)})
 
     @app.get("/v1/sensors/{sensor_id}", responses=_ERRORS, tags=["fleet"])
-    async def sensor_status(sensor_id: str = SENSOR_PATH) -> JSONResponse:
-        """The actor's status (drift, quality, recent events) and the production model serving it."""
+    async def sensor_status(
+        sensor_id: str = SENSOR_PATH, events: int = Query(10, ge=0, le=1000, description="recent events to list")
+    ) -> JSONResponse:
+        """The actor's status (drift, quality, counters), its newest anomaly events and the production model.
+
+        Either half may be missing (``status``/``recent_events`` null without a Fleet or an
+        actor, ``model.production`` null with the reason); 404 only when neither knows the sensor.
+        """
         validate_sensor_id(sensor_id)
         status: Any = None
+        recent: Any = None
         model: dict[str, Any] = {}
         try:
             model = {"production": _model_ref(await production(sensor_id)).model_dump()}
@@ -366,10 +382,26 @@ def create_app(
         if fleet is not None:
             try:
                 status = jsonable(await fleet.status(sensor_id))
+                recent = jsonable(await fleet.recent(sensor_id, events)) if events else []
             except PdmError as exc:
                 if errors.classify(exc).status != 404 or model["production"] is None:
                     raise
-        return JSONResponse({"sensor_id": sensor_id, "model": model, "status": status})
+        return JSONResponse({"sensor_id": sensor_id, "model": model, "status": status, "recent_events": recent})
+
+    @app.get("/v1/sensors/{sensor_id}/series", responses=_ERRORS, tags=["fleet"])
+    async def sensor_series(
+        sensor_id: str = SENSOR_PATH,
+        n: int = Query(1000, ge=1, le=settings.max_window_points, description="newest readings to return"),
+    ) -> JSONResponse:
+        """The newest ``n`` readings (at most the actor's buffer) with what the stream made of them.
+
+        ``timestamps``, ``values``, ``forecast`` (the one-step prediction each reading was
+        scored with), ``smoothed_errors`` and ``threshold`` (the dynamic threshold that
+        judged it) are aligned; null where absent. ``events`` are the anomalous sequences
+        overlapping them (inclusive absolute indices; ``final`` false while still open).
+        """
+        validate_sensor_id(sensor_id)
+        return JSONResponse(jsonable(await need_fleet().series(sensor_id, n)))
 
     @app.get("/v1/sensors", responses=_ERRORS, tags=["fleet"])
     async def sensors() -> JSONResponse:

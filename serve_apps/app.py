@@ -27,6 +27,7 @@ from ray.serve.handle import DeploymentHandle
 from pdm_ray.config import Settings, load_settings
 from pdm_ray.tracking.runs import connect_settings
 from serve_apps.api import create_app
+from serve_apps.dashboard import Dashboard, install_dashboard
 from serve_apps.errors import ApiError
 from serve_apps.metrics import ApiMetrics
 from serve_apps.model_server import SensorModels
@@ -82,8 +83,17 @@ class ActorFleet:
     async def status(self, sensor_id: str) -> Any:
         return await self._call("status", sensor_id)
 
+    async def recent(self, sensor_id: str, n: int) -> Any:
+        return await self._call("recent", sensor_id, n)
+
     async def list_sensors(self) -> Any:
         return await self._call("list_sensors")
+
+    async def status_all(self) -> Any:
+        return await self._call("status_all")
+
+    async def series(self, sensor_id: str, n: int) -> Any:
+        return await self._call("series", sensor_id, n)
 
 
 @serve.deployment(name="Api")
@@ -94,9 +104,11 @@ class Api:
     def __init__(self, models: DeploymentHandle, settings: dict[str, Any]) -> None:
         self._settings = Settings.model_validate(settings)
         cfg = self._settings.serve
-        versions = registry_versions(connect_settings(self._settings), cfg)
+        tracking = connect_settings(self._settings)
+        versions = registry_versions(tracking, cfg)
         fleet = ActorFleet(cfg.fleet_actor, self._settings.ray.namespace)
         self._app = create_app(HandleModels(models), versions, cfg, fleet, ApiMetrics())
+        install_dashboard(self._app, Dashboard(self._settings, fleet, tracking))
 
     def __serve_build_asgi_app__(self) -> Any:
         return self._app

@@ -45,7 +45,10 @@ def serve_api(args: argparse.Namespace) -> int:
     serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
     serve.run(application(settings), name="pdm", route_prefix="/")
     auth = "bearer token required" if settings.serve.auth_token else "no auth"
-    print(f"pdm-ray API on http://{settings.serve.host}:{settings.serve.port} ({auth}); docs at /docs; Ctrl-C stops")
+    print(
+        f"pdm-ray API on http://{settings.serve.host}:{settings.serve.port} ({auth}); docs at /docs; Ctrl-C stops",
+        flush=True,
+    )
     try:
         threading.Event().wait()  # until Ctrl-C (KeyboardInterrupt: exit status 130)
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -145,6 +146,7 @@ def test_readings_and_status_go_to_the_fleet(served: Served) -> None:
     status = served.http.get("/v1/sensors/S-1").json()
     assert status["model"]["production"] == {"name": "pdm-S-1-lstm", "version": "1"}
     assert status["status"]["readings"] == 20
+    assert status["recent_events"] == []  # the actor has no forecaster here, so nothing is scored
     assert error_of(served.http.get("/v1/sensors/Q-7"))[:2] == (404, "unknown_sensor")
 
 
@@ -191,3 +193,29 @@ def test_docs_and_openapi_fuzz_over_http(served: Served) -> None:
             assert response.json()["error"] in {"fleet_unavailable", "no_production_model"}, response.text
 
     call()
+
+
+def test_request_and_anomaly_metrics_reach_prometheus(served: Served) -> None:
+    import ray
+
+    series = sine_series(120, seed=2)
+    series[60:63, 0] += 40.0
+    flagged = served.http.post("/v1/sensors/S-1/detect", json={"values": series[:, 0].tolist()}).json()
+    assert flagged["sequences"]
+    (node,) = ray.nodes()
+    url = f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
+    wanted = (
+        "ray_pdm_serve_requests_total{",
+        'route="/v1/sensors/{sensor_id}/detect"',
+        "ray_pdm_serve_anomalies_flagged_total{",
+        "ray_pdm_serve_request_latency_ms_bucket{",
+    )
+    text = ""
+    deadline = time.monotonic() + 120  # Ray exports every few seconds
+    while time.monotonic() < deadline and not all(w in text for w in wanted):
+        time.sleep(2)
+        text = httpx.get(url, timeout=10).text
+    missing = [w for w in wanted if w not in text]
+    assert not missing, missing
+    anomalies = [line for line in text.splitlines() if line.startswith("ray_pdm_serve_anomalies_flagged_total{")]
+    assert any('sensor="S-1"' in line and float(line.rsplit(" ", 1)[1]) >= 1 for line in anomalies), anomalies

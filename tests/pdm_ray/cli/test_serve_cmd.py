@@ -52,10 +52,18 @@ def test_serve_runs_until_interrupted(tmp_path: Path) -> None:
         deadline = time.monotonic() + 300
         while healthy is None and time.monotonic() < deadline and proc.poll() is None:
             try:
-                healthy = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                # The proxy answers 404 in plain text until the application is deployed.
+                healthy = answer if answer.status_code == 200 else None
             except httpx.HTTPError:
+                pass
+            if healthy is None:
                 time.sleep(1)
-        assert healthy is not None and healthy.json() == {"status": "ok"}, proc.poll()
+        if healthy is None:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+            pytest.fail(f"pdm-ray serve never became healthy:\n{proc.communicate(timeout=120)[0].decode()[-3000:]}")
+        assert healthy.json() == {"status": "ok"}
         missing = httpx.post(f"http://127.0.0.1:{port}/v1/sensors/A-2/detect", json={"values": [1.0]})
         assert missing.status_code == 404 and missing.json()["error"] == "unknown_sensor"
         proc.send_signal(signal.SIGINT)
