@@ -251,7 +251,7 @@
     if (ui.hint) hint.replaceChildren("Links open the MLflow UI; start it with ", h("code", {}, ui.hint));
     const tbody = $("models").querySelector("tbody");
     if (!view.versions.length) {
-      tbody.replaceChildren(h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No registered models yet.")));
+      tbody.replaceChildren(h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No registered models yet.")));
       return;
     }
     tbody.replaceChildren(
@@ -260,11 +260,10 @@
           "tr",
           {},
           h("td", {}, h("a", { href: v.model_url, target: "_blank", rel: "noopener" }, v.name)),
-          h("td", { class: "num" }, v.version),
+          h("td", {}, h("a", { href: v.url, target: "_blank", rel: "noopener", class: "ext", title: "this version in the MLflow UI" }, `v${v.version} ↗`)),
           h("td", {}, v.aliases.length ? v.aliases.map((a) => badge(a, `alias-${a}`)) : h("span", { class: "muted" }, "–")),
           h("td", {}, v.status || "–"),
           h("td", { class: "num" }, fmtNum(v.val_loss)),
-          h("td", {}, h("a", { href: v.url, target: "_blank", rel: "noopener", class: "ext" }, "MLflow ↗")),
         ),
       ),
     );
@@ -286,10 +285,10 @@
         h(
           "tr",
           {},
-          h("td", {}, fmtTime(e.time)),
+          h("td", { title: fmtTime(e.time) }, fmtTime(e.time).slice(5, 16)),
           h("td", {}, h("a", { href: `#sensor=${encodeURIComponent(e.sensor)}` }, e.sensor)),
           h("td", {}, badge(e.trigger, "trigger")),
-          h("td", {}, e.decision.replace("_", " ")),
+          h("td", { class: "wrap" }, e.decision.replace("_", " ")),
           h("td", {}, e.outcome ? badge(e.outcome, `out-${e.outcome}`) : h("span", { class: "muted" }, "–")),
           h("td", { class: "num" }, e.model_version ?? "–"),
           h("td", { class: "evidence", title: evidenceText(e.evidence) }, evidenceText(e.evidence)),
