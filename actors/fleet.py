@@ -12,8 +12,8 @@ one fleet-wide state (so ``retraining.max_concurrent`` caps the whole fleet), re
 decision in ``<home>/retraining.db`` and launches a ``retrain_sensor`` Ray task for each one
 that fires. Finished retrains are settled on the next check (or by ``settle_retrains``):
 their outcome goes to the history and the policy, and after a promotion the model host
-drops the sensor's old model and the sensor takes its newest readings as its drift
-reference. The policy state is a JSON file next to the history; a retrain that was running
+drops the sensor's old model, the sensor asks for predictions again at once and takes its
+newest readings as its drift reference. The policy state is a JSON file next to the history; a retrain that was running
 when the Fleet died is recorded as failed. With ``actors.retrain_check_s`` > 0 the Fleet
 checks by itself that often. The retraining modules (scipy) are imported on first use.
 """
@@ -39,7 +39,7 @@ from actors.sensor import (
     sensor_options,
 )
 from pdm_ray.config import Settings
-from pdm_ray.errors import FleetUnavailableError, OutOfOrderBatchError, UnknownSensorError
+from pdm_ray.errors import FleetUnavailableError, OutOfOrderBatchError, PdmError, UnknownSensorError
 from pdm_ray.ids import validate_sensor_id
 from pdm_ray.streaming import AnomalyEvent, Batch, SensorSeries, SensorStatus, list_sensor_dirs, sensor_dir
 
@@ -295,9 +295,11 @@ class Fleet:
     async def _adopt_new_model(self, sensor_id: str) -> None:
         if isinstance(self._forecaster, ModelHostForecaster):
             await self._forecaster.host.unload.remote(sensor_id)
+        sensor = self._sensor(sensor_id, create=False)
+        await sensor.model_changed.remote()
         try:
-            await self._sensor(sensor_id, create=False).reset_reference.remote()
-        except Exception as exc:  # too few readings for a reference: keep the old one
+            await sensor.reset_reference.remote()
+        except PdmError as exc:  # too few readings for a reference: keep the old one
             logger.warning("sensor %s: drift reference kept after the new model: %s", sensor_id, exc)
 
     async def _hosted_models(self) -> list[Any]:

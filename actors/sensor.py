@@ -187,6 +187,10 @@ class SensorActor:
         logger.info("sensor %s: new drift reference of %d readings", self.sensor_id, size)
         return size
 
+    def model_changed(self) -> None:
+        """Ask the forecaster again at the next batch (e.g. after a promotion), even while backing off."""
+        self._no_model_until = 0.0
+
     def checkpoint(self) -> int:
         """Snapshot now (e.g. before a planned shutdown); returns the snapshot size in bytes."""
         return self._store.checkpoint(self._stream)
