@@ -13,9 +13,10 @@ decision in ``<home>/retraining.db`` and launches a ``retrain_sensor`` Ray task 
 that fires. Finished retrains are settled on the next check (or by ``settle_retrains``):
 their outcome goes to the history and the policy, and after a promotion the model host
 drops the sensor's old model, the sensor asks for predictions again at once and takes its
-newest readings as its drift reference. The policy state is a JSON file next to the history; a retrain that was running
-when the Fleet died is recorded as failed. With ``actors.retrain_check_s`` > 0 the Fleet
-checks by itself that often. The retraining modules (scipy) are imported on first use.
+newest readings as its drift reference. The policy state is a JSON file next to the
+history; a retrain that was running when the Fleet died is recorded as failed. With
+``actors.retrain_check_s`` > 0 the Fleet checks by itself that often. The retraining
+modules (scipy) are imported on first use.
 """
 
 from __future__ import annotations
