@@ -1,18 +1,21 @@
 """Parallel sweep efficiency: 4 channels x 4 trials, 2 at a time, vs the same 16 trainings in one process.
 
 1. ``run_sweep`` over the 4 sample channels with 4 sampled configs each, FIFO (no early
-   stopping, so both sides do the same work), ``max_concurrent_trials=2``, 1 CPU per
-   trial, MLflow on SQLite, best model per channel registered.
+   stopping, so both sides do the same work), ``max_concurrent_trials`` = ``--concurrent``
+   (default 2), 1 CPU per trial, MLflow on SQLite, best model per channel registered.
 2. The 16 configs the sweep sampled (read back from the MLflow trial runs) trained one
-   after another in this process with the same code path (``prepare_channel`` + ``train``).
+   after another in this process with the same code path (``prepare_channel`` + ``train``);
+   ``--single-thread-baseline`` gives it the trials' one-thread XLA flags.
 
-Prints both wall times, their ratio, and the Tune+MLflow overhead per trial in two forms:
-slot time not spent inside trial functions (``(2 x sweep wall - sum of trial times) / 16``)
-and the sweep's wall time beyond a perfect 2-way split of the sequential training time
-(``(sweep wall - sequential training / 2) / 8`` per trial and slot). Medians over
+Prints both wall times, their ratio, the driver's CPU time during the sweep, and the
+Tune+MLflow overhead per trial in two forms: slot time not spent inside trial functions
+(``(concurrent x sweep wall - sum of trial times) / 16``) and the sweep's wall time beyond a
+perfect split of the sequential time (``(sweep wall - sequential / concurrent) / (16 /
+concurrent)``). ``--concurrent 1`` isolates the overhead from CPU contention. Medians over
 ``--repeats`` (default 1: one repeat takes minutes on 2 cores).
 
-Usage: .venv/bin/python benchmarks/sweep_parallel.py [--epochs 4] [--l-s 100] [--repeats 1]
+Usage: .venv/bin/python benchmarks/sweep_parallel.py [--epochs 4] [--l-s 100] [--concurrent 2]
+       [--single-thread-baseline] [--repeats 1]
 """
 
 from __future__ import annotations
@@ -46,22 +49,22 @@ SEARCH_SPACE = {
 _PARAM_TYPES = {"learning_rate": float, "units": int, "layers": int}
 
 
-def _settings(home: Path, epochs: int, l_s: int) -> Settings:
+def _settings(home: Path, epochs: int, l_s: int, concurrent: int) -> Settings:
     return Settings.model_validate(
         {
             "home": str(home),
             "windows": {"l_s": l_s, "n_predictions": 10},
             "train": {"epochs": epochs, "patience": epochs, "batch_size": 64},
-            "sweep": {"model": "lstm", "num_samples": 4, "max_concurrent_trials": 2, "scheduler": "fifo"},
+            "sweep": {"model": "lstm", "num_samples": 4, "max_concurrent_trials": concurrent, "scheduler": "fifo"},
         }
     )
 
 
-def _sweep(settings: Settings) -> tuple[float, list[tuple[str, dict[str, object], float]]]:
-    """Run the sweep; return its wall time and (channel, config, trial seconds) per trial."""
-    start = time.perf_counter()
+def _sweep(settings: Settings) -> tuple[float, float, list[tuple[str, dict[str, object], float]]]:
+    """Run the sweep; return its wall time, the driver's CPU time and (channel, config, trial seconds) per trial."""
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = run_sweep(CHANNELS, settings=settings, data_dir=DATA, search_space=SEARCH_SPACE)
-    wall = time.perf_counter() - start
+    wall, driver_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     client = MlflowClient(result.tracking_uri)
     exp = client.get_experiment_by_name(settings.tracking.experiment)
     runs = client.search_runs([exp.experiment_id], f"tags.`{PARENT_RUN_TAG}` = '{result.parent_run_id}'")
@@ -69,7 +72,7 @@ def _sweep(settings: Settings) -> tuple[float, list[tuple[str, dict[str, object]
     for run in runs:
         config = {k: cast(run.data.params[k]) for k, cast in _PARAM_TYPES.items()}
         trials.append((run.data.tags["pdm.channel"], config, run.data.metrics["time_total_s"]))
-    return wall, trials
+    return wall, driver_cpu, trials
 
 
 def _sequential(settings: Settings, trials: list[tuple[str, dict[str, object], float]]) -> tuple[float, list[float]]:
@@ -91,33 +94,49 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--l-s", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--concurrent", type=int, default=2, help="max_concurrent_trials (1 isolates overhead)")
+    parser.add_argument(
+        "--single-thread-baseline",
+        action="store_true",
+        help="run the sequential baseline with the trials' one-thread XLA flags (default: JAX's own threading)",
+    )
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    if args.single_thread_baseline:  # before this process first touches JAX
+        os.environ["XLA_FLAGS"] = TRIAL_ENV["XLA_FLAGS"]
     logging.basicConfig(level=logging.WARNING)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": TRIAL_ENV})
     rows: dict[str, list[float]] = {}
     try:
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:
-                settings = _settings(Path(tmp), args.epochs, args.l_s)
-                sweep_wall, trials = _sweep(settings)
+                settings = _settings(Path(tmp), args.epochs, args.l_s, args.concurrent)
+                sweep_wall, driver_cpu, trials = _sweep(settings)
                 seq_wall, seq_times = _sequential(settings, trials)
             n = len(trials)
             trial_sum = sum(t for _, _, t in trials)
             measured = {
                 "sweep_wall_s": sweep_wall,
+                "sweep_driver_cpu_s": driver_cpu,
                 "sequential_wall_s": seq_wall,
                 "speedup": seq_wall / sweep_wall,
                 "sequential_training_median_s": statistics.median(seq_times),
                 "trial_time_median_s": statistics.median(t for _, _, t in trials),
-                "slot_overhead_per_trial_s": (2 * sweep_wall - trial_sum) / n,
-                "overhead_vs_ideal_split_per_trial_s": (sweep_wall - seq_wall / 2) / (n / 2),
+                "slot_overhead_per_trial_s": (args.concurrent * sweep_wall - trial_sum) / n,
+                "overhead_vs_ideal_split_per_trial_s": (sweep_wall - seq_wall / args.concurrent)
+                / (n / args.concurrent),
             }
             for key, value in measured.items():
                 rows.setdefault(key, []).append(value)
     finally:
         ray.shutdown()
-    print(f"sweep_parallel: {len(CHANNELS)} channels x 4 trials, 2 concurrent, {args.epochs} epochs, l_s={args.l_s}")
+    threads = "one XLA thread" if args.single_thread_baseline else "JAX default threads"
+    print(
+        f"sweep_parallel: {len(CHANNELS)} channels x 4 trials, {args.concurrent} concurrent, {args.epochs} epochs, "
+        f"l_s={args.l_s}; baseline with {threads}; "
+        f"load average before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f}"
+    )
     for key, values in rows.items():
         print(f"{key:40s} median {statistics.median(values):8.2f}  (n={len(values)})")
 
