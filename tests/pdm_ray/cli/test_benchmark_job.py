@@ -39,7 +39,7 @@ def test_benchmark_two_sample_channels_through_ray(ray_cluster: None, tmp_path: 
         assert all(0 <= s <= e < row["n_test"] for s, e in seqs)
         assert len(json.loads(row["scores"])) == len(seqs)
         # one label per channel: it is either found (tp) or missed (fn)
-        assert row["tp"] + row["fn"] == 1 and row["fp"] == len(seqs) - row["tp"] or row["tp"] == 1
+        assert (row["tp"] + row["fn"] == 1 and row["fp"] == len(seqs) - row["tp"]) or row["tp"] == 1
 
     summary = json.loads((out / "summary.json").read_text())
     for model in ("lstm", "transformer", "ensemble"):
