@@ -225,7 +225,7 @@ def _ensure_ray(settings: Settings, verbose: int) -> None:
     """
     if not ray.is_initialized():
         ray.init(
-            address=settings.ray.address,
+            address=settings.ray.address or "local",  # never attach to another Ray by accident
             namespace=settings.ray.namespace,
             num_cpus=None if settings.ray.address else settings.ray.num_cpus,
             include_dashboard=False,

@@ -45,8 +45,11 @@ def connect_ray(settings: Settings, **init_kwargs: object) -> None:
     }
     if settings.ray.address:
         kwargs["address"] = settings.ray.address
-    elif settings.ray.num_cpus:
-        kwargs["num_cpus"] = settings.ray.num_cpus
+    else:
+        # "local" always starts a new cluster: never attach by accident to another Ray on the machine.
+        kwargs["address"] = "local"
+        if settings.ray.num_cpus:
+            kwargs["num_cpus"] = settings.ray.num_cpus
     kwargs.update(init_kwargs)
     ray.init(**kwargs)
 

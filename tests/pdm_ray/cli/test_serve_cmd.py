@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -47,6 +48,9 @@ def test_serve_runs_until_interrupted(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")), daemon=True)
+    reader.start()
     try:
         healthy = None
         deadline = time.monotonic() + 300
@@ -62,14 +66,19 @@ def test_serve_runs_until_interrupted(tmp_path: Path) -> None:
         if healthy is None:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
-            pytest.fail(f"pdm-ray serve never became healthy:\n{proc.communicate(timeout=120)[0].decode()[-3000:]}")
+            proc.wait(timeout=120)
+            pytest.fail(f"pdm-ray serve never became healthy:\n{b''.join(lines).decode()[-3000:]}")
         assert healthy.json() == {"status": "ok"}
         missing = httpx.post(f"http://127.0.0.1:{port}/v1/sensors/A-2/detect", json={"values": [1.0]})
         assert missing.status_code == 404 and missing.json()["error"] == "unknown_sensor"
+        # The proxy can answer before serve.run() returns: wait for the banner, then interrupt.
+        banner = f"http://127.0.0.1:{port}".encode()
+        while not any(banner in line for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert any(banner in line for line in lines), b"".join(lines).decode()[-3000:]
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
         assert proc.returncode == 130
-        assert f"http://127.0.0.1:{port}" in out.decode()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
