@@ -122,15 +122,13 @@ def _score(
     # ROC-AUC ranks points by their smoothed error, the per-point score other papers use; the
     # threshold-relative point_scores also rank unusually *low* errors high (the inverted pass).
     auc = roc_auc(det.smoothed_errors, label_mask) if 0 < label_mask.sum() < len(label_mask) else None
-    return ChannelResult(
-        **{
-            **result.__dict__,
-            "counts": counts,
-            "point_precision": points.precision,
-            "point_recall": points.recall,
-            "point_f1": points.f1,
-            "roc_auc": auc,
-        }
+    return replace(
+        result,
+        counts=counts,
+        point_precision=points.precision,
+        point_recall=points.recall,
+        point_f1=points.f1,
+        roc_auc=auc,
     )
 
 

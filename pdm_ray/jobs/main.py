@@ -23,7 +23,7 @@ import numpy as np
 
 from pdm_ray.config import Settings
 from pdm_ray.data.channels import Channel, load_channels
-from pdm_ray.errors import JobStepError, PdmError
+from pdm_ray.errors import JobStepError
 
 log = logging.getLogger(__name__)
 Printer = Callable[[str], None]
@@ -79,7 +79,7 @@ class _Steps:
             yield
         except JobStepError:
             raise
-        except (PdmError, Exception) as exc:
+        except Exception as exc:  # PdmError or anything a library raised: name the step
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise JobStepError(f"step {self.n} ({name}) failed: {detail}") from exc
         self.out(f"    done in {time.perf_counter() - start:.1f}s")
@@ -268,7 +268,14 @@ def _score(settings: Settings, outcomes: dict[str, SensorOutcome], out: Printer)
 
 def _report(settings: Settings, outcomes: dict[str, SensorOutcome], totals: dict[str, Any], out: Printer) -> Path:
     from pdm_ray.detection import detect
-    from pdm_ray.evaluation import forecast_kpis, intervals_to_mask, point_metrics, roc_auc, roc_curve
+    from pdm_ray.evaluation import (
+        forecast_kpis,
+        intervals_to_mask,
+        point_metrics,
+        roc_auc,
+        roc_curve,
+        score_events,
+    )
     from pdm_ray.models import predict_series
     from pdm_ray.report.html import RunReport, SensorReport, render_report
     from pdm_ray.retraining.history import RetrainingHistory, history_path
@@ -296,8 +303,6 @@ def _report(settings: Settings, outcomes: dict[str, SensorOutcome], totals: dict
         has_both = 0 < label.sum() < len(label)
         counts = None
         if ch.has_labels:
-            from pdm_ray.evaluation import score_events
-
             c = score_events(np.asarray(detected, dtype=np.int64).reshape(-1, 2), ch.anomalies)
             counts = {"tp": c.tp, "fp": c.fp, "fn": c.fn}
         sensors.append(
