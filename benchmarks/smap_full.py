@@ -48,7 +48,11 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(_one, args.data, c, args.model, settings.model_dump_json()): c for c in channels}
         for n, fut in enumerate(as_completed(futures), 1):
-            rows = fut.result()
+            try:
+                rows = fut.result()
+            except Exception as exc:  # one failed channel must not lose the others' results
+                print(f"[{n}/{len(channels)}] {futures[fut]} failed: {type(exc).__name__}: {exc}", flush=True)
+                continue
             results.extend(rows)
             done = ", ".join(
                 f"{r.model} tp={getattr(r.counts, 'tp', '-')} fp={getattr(r.counts, 'fp', '-')}" for r in rows

@@ -154,23 +154,46 @@ def run_maxima(values: npt.NDArray[np.floating], runs: npt.NDArray[np.int64]) ->
 def find_epsilon(e_s: npt.NDArray[np.floating], config: ThresholdSettings) -> float | None:
     """The paper's epsilon for one window of (smoothed, maybe mirrored) errors ``[m]``.
 
-    All candidates ``z`` are evaluated at once on a ``[k, m]`` grid. Ties go to the larger
-    ``z`` (as in the reference implementation). Returns None when no candidate passes the
-    guard rails, or when the window has zero mean or zero spread (nothing to separate).
+    All candidates ``z`` are evaluated at once. Only points above the lowest candidate can be
+    flagged, so the work is on a ``[k, a]`` grid of those ``a`` points (few, in a nominal
+    window), not on ``[k, m]``: walking each row's flagged points left to right, a point's
+    buffered interval ``[p - b, p + b]`` adds only the part past the previous one, and prefix
+    sums of ``e`` and ``e**2`` give the kept mean and spread. Ties (equal within rounding, as
+    when two candidates flag the same points) go to the larger ``z``, as in the reference
+    implementation. Returns None when no candidate passes the guard rails, or when the window
+    has zero mean or zero spread (nothing to separate).
     """
     e = np.asarray(e_s, dtype=np.float64)
-    mean, std = float(e.mean()), float(e.std())
+    return _epsilon(e, float(e.mean()), float(e.std()), config)
+
+
+def _epsilon(e: npt.NDArray[np.float64], mean: float, std: float, config: ThresholdSettings) -> float | None:
+    """``find_epsilon`` given the window's mean and spread (``evaluate_window`` has them)."""
     if not (mean > 0 and std > 0):
         return None
+    m = e.size
     epsilons = mean + candidate_z(config) * std
-    flagged = buffer_mask(e[None, :] >= epsilons[:, None], config.error_buffer)
-    n_flagged = flagged.sum(axis=1)
-    n_sequences = flagged[:, 0].astype(np.int64) + (flagged[:, 1:] & ~flagged[:, :-1]).sum(axis=1)
-    kept = ~flagged
-    n_kept = kept.sum(axis=1)
+    pos = np.flatnonzero(e >= epsilons[0])
+    if pos.size == 0:
+        return None
+    b = config.error_buffer
+    active = e[pos][None, :] >= epsilons[:, None]  # [k, a]
+    far = -(2 * b + 2) - m  # a "previous point" too far left to touch anything
+    prev = np.maximum.accumulate(np.where(active, pos[None, :], far), axis=1)
+    prev = np.concatenate([np.full((len(epsilons), 1), far), prev[:, :-1]], axis=1)
+    lo = np.maximum(np.maximum(pos - b, 0)[None, :], prev + b + 1)
+    hi = np.minimum(pos + b, m - 1)[None, :] + 1
+    adds = active & (lo < hi)
+    lo, hi = np.where(adds, lo, 0), np.where(adds, hi, 0)
+    csum = np.concatenate([[0.0], np.cumsum(e)])
+    csq = np.concatenate([[0.0], np.cumsum(e * e)])
+    n_flagged = (hi - lo).sum(axis=1)
+    n_sequences = (active & (pos[None, :] - prev > 2 * b + 1)).sum(axis=1)
+    n_kept = m - n_flagged
     safe_n = np.maximum(n_kept, 1)
-    kept_mean = np.where(kept, e, 0.0).sum(axis=1) / safe_n
-    kept_std = np.sqrt(np.where(kept, (e[None, :] - kept_mean[:, None]) ** 2, 0.0).sum(axis=1) / safe_n)
+    kept_mean = (csum[-1] - (csum[hi] - csum[lo]).sum(axis=1)) / safe_n
+    kept_sq = (csq[-1] - (csq[hi] - csq[lo]).sum(axis=1)) / safe_n
+    kept_std = np.sqrt(np.maximum(kept_sq - kept_mean**2, 0.0))
     d_mean, d_std = mean - kept_mean, std - kept_std
     valid = (
         (n_flagged > 0)
@@ -178,13 +201,13 @@ def find_epsilon(e_s: npt.NDArray[np.floating], config: ThresholdSettings) -> fl
         & (d_mean > 0)
         & (d_std > 0)
         & (n_sequences <= config.max_sequences)
-        & (n_flagged < config.max_anomalous_fraction * e.size)
+        & (n_flagged < config.max_anomalous_fraction * m)
     )
     if not valid.any():
         return None
     cost = np.maximum(n_sequences**2 + n_flagged, 1)
     objective = np.where(valid, (d_mean / mean + d_std / std) / cost, -np.inf)
-    best = np.flatnonzero(objective == objective.max())[-1]
+    best = np.flatnonzero(objective >= objective.max() * (1 - 1e-9))[-1]
     return float(epsilons[best])
 
 
@@ -194,12 +217,17 @@ def error_scale_ok(e_s: npt.NDArray[np.floating], values: npt.NDArray[np.floatin
     Skip unless ``std(e_s) > r * std(values)`` or ``max(e_s) > r * (p95 - p5 of values)``,
     and unless ``max(e_s) > min_error_scale``; ``r`` is ``relative_error_scale``.
     """
-    e = np.asarray(e_s, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
     low, high = np.percentile(v, [5, 95])
+    return _scale_ok(np.asarray(e_s, dtype=np.float64), float(v.std()), float(high - low), config)
+
+
+def _scale_ok(e: npt.NDArray[np.float64], value_std: float, value_range: float, config: ThresholdSettings) -> bool:
+    """``error_scale_ok`` given the values' spread and p95 - p5 range (computed once per window)."""
     r = config.relative_error_scale
-    relative = e.std() > r * v.std() or e.max() > r * (high - low)
-    return bool(relative and e.max() > config.min_error_scale)
+    e_max = float(e.max())
+    relative = float(e.std()) > r * value_std or e_max > r * value_range
+    return relative and e_max > config.min_error_scale
 
 
 def prune_sequences(maxima: npt.NDArray[np.floating], nominal_max: float | None, p: float) -> npt.NDArray[np.bool_]:
@@ -245,15 +273,16 @@ def evaluate_window(
     m = e.size
     mean, std = float(e.mean()), float(e.std())
     scale = mean + std if mean + std > 0 else 1.0
-    low, high = np.percentile(np.asarray(values, dtype=np.float64), [5, 95])
+    v = np.asarray(values, dtype=np.float64)
+    low, high = np.percentile(v, [5, 95])
     min_error = config.relative_error_scale * (high - low)
-    active = error_scale_ok(e_s, values, config)
+    active = _scale_ok(e, float(v.std()), float(high - low), config)
     flagged = np.zeros(m, dtype=bool)
     scores = np.full(m, -np.inf)
     point_scores = np.full(m, -np.inf)
     shown: list[float] = []
     for series in (e, 2.0 * mean - e):
-        epsilon = find_epsilon(series, config)
+        epsilon = _epsilon(series, mean, std, config)
         shown.append(mean + config.z_max * std if epsilon is None else epsilon)
         point_scores = np.maximum(point_scores, (series - shown[-1]) / scale)
         if epsilon is None or not active:
