@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from pdm_ray.config import Settings
 from pdm_ray.data.channels import Channel, load_channels
@@ -267,7 +268,9 @@ def _score(settings: Settings, outcomes: dict[str, SensorOutcome], out: Printer)
 
 
 def _report(settings: Settings, outcomes: dict[str, SensorOutcome], totals: dict[str, Any], out: Printer) -> Path:
-    from pdm_ray.detection import detect
+    import ray
+
+    from actors.fleet import fleet_handle
     from pdm_ray.evaluation import (
         forecast_kpis,
         intervals_to_mask,
@@ -276,31 +279,32 @@ def _report(settings: Settings, outcomes: dict[str, SensorOutcome], totals: dict
         roc_curve,
         score_events,
     )
-    from pdm_ray.models import predict_series
     from pdm_ray.report.html import RunReport, SensorReport, render_report
     from pdm_ray.retraining.history import RetrainingHistory, history_path
-    from pdm_ray.tracking.registry import load_version
     from pdm_ray.tracking.runs import connect_settings
 
     tracking = connect_settings(settings)
     l_s = settings.windows.l_s
+    fleet = fleet_handle(settings)
+    # What the sensor actors scored during the replay: the report shows the stream, not a re-run.
+    streams = ray.get([fleet.series.remote(o.channel.id, len(o.channel.test)) for o in outcomes.values()])
     sensors, kpi_rows = [], []
     confusion = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
-    for o in outcomes.values():
+    for o, stream in zip(outcomes.values(), streams, strict=True):
         ch = o.channel
-        model = load_version(tracking, o.model_name, o.model_version)
-        forecast = predict_series(model, ch.test)
+        forecast, smoothed, threshold = _on_test_index(stream, len(ch.test))[:, l_s:]
         values = ch.test[l_s:, 0]
-        det = detect(forecast - values, values, settings.threshold)
-        kpis = forecast_kpis(values, forecast)
-        kpi_rows.append([ch.id, kpis.mae, kpis.rmse, kpis.mape, kpis.r2])
+        scored = np.isfinite(forecast) & np.isfinite(smoothed)
+        kpis = forecast_kpis(values[scored], forecast[scored]) if scored.any() else None
+        kpi_dict = {"mae": kpis.mae, "rmse": kpis.rmse, "mape": kpis.mape, "r2": kpis.r2} if kpis else {}
+        kpi_rows.append([ch.id, *(kpi_dict.get(k, float("nan")) for k in ("mae", "rmse", "mape", "r2"))])
         detected = tuple((s, e) for s, e, _ in o.events)
         pred = intervals_to_mask(detected, len(ch.test))[l_s:]
         label = intervals_to_mask(ch.anomalies, len(ch.test))[l_s:]
         pm = point_metrics(pred, label)
         for k in confusion:
             confusion[k] += int(getattr(pm, k))
-        has_both = 0 < label.sum() < len(label)
+        has_both = 0 < label[scored].sum() < scored.sum()
         counts = None
         if ch.has_labels:
             c = score_events(np.asarray(detected, dtype=np.int64).reshape(-1, 2), ch.anomalies)
@@ -311,11 +315,11 @@ def _report(settings: Settings, outcomes: dict[str, SensorOutcome], totals: dict
                 values=ch.test[:, 0],
                 offset=l_s,
                 forecast=forecast,
-                smoothed_errors=det.smoothed_errors,
-                threshold=det.threshold,
+                smoothed_errors=smoothed,
+                threshold=threshold,
                 predicted=detected,
                 labelled=ch.anomalies,
-                kpis={"mae": kpis.mae, "rmse": kpis.rmse, "mape": kpis.mape, "r2": kpis.r2},
+                kpis=kpi_dict,
                 counts=counts,
                 model_name=o.model_name,
                 model_version=o.model_version,
@@ -325,8 +329,8 @@ def _report(settings: Settings, outcomes: dict[str, SensorOutcome], totals: dict
                     "severity": str(o.status.get("drift_severity") or "-"),
                     "detail": "stream window vs training reference",
                 },
-                roc=roc_curve(det.smoothed_errors, label) if has_both else None,
-                roc_auc=roc_auc(det.smoothed_errors, label) if has_both else None,
+                roc=roc_curve(smoothed[scored], label[scored]) if has_both else None,
+                roc_auc=roc_auc(smoothed[scored], label[scored]) if has_both else None,
             )
         )
     out("    forecast KPIs on the test series (one-step-ahead, production model):")
@@ -357,14 +361,29 @@ def _report(settings: Settings, outcomes: dict[str, SensorOutcome], totals: dict
         retraining=retraining,
         notes=(
             "Detected bands are the events the sensor actors' streaming detectors reported during the HTTP replay.",
-            "Smoothed errors and thresholds are the batch detector's on the same production model's forecasts.",
-            "Forecast KPIs are one-step-ahead on the test series, never on training data.",
+            "Forecasts, smoothed errors and thresholds are the ones the sensor actors scored the replay with.",
+            "Forecast KPIs are one-step-ahead on the test points the actors scored, never on training data.",
         ),
     )
     path = settings.run.report or Path(settings.home) / "report.html"
     written = render_report(report, path)
     out(f"    report: {written.resolve()}")
     return written
+
+
+def _on_test_index(stream: Any, n: int) -> npt.NDArray[np.float32]:
+    """A sensor's streamed forecast, smoothed errors and threshold as ``[3, n]`` over test indices.
+
+    The replay starts each sensor afresh and sends test index ``i`` as reading ``i``, so the
+    stream's reading index is the test index; points it no longer buffers or never scored are NaN.
+    """
+    out = np.full((3, n), np.nan, dtype=np.float32)
+    lo = stream.first_index
+    hi = min(lo + len(stream.values), n)
+    if hi > lo:
+        k = hi - lo
+        out[:, lo:hi] = np.stack([stream.forecast[:k], stream.smoothed_errors[:k], stream.threshold[:k]])
+    return out
 
 
 def _run_url(settings: Settings, experiment_id: str, run_id: str) -> str:

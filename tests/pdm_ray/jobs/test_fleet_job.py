@@ -111,6 +111,11 @@ def test_fleet_job_runs_the_main_job_on_a_started_cluster(head_node: str, tmp_pa
         assert step in out.stdout
     report = tmp_path / "home" / "report.html"
     assert report.exists() and "sensor-A-5" in report.read_text()
+    # the report's forecast KPIs come from what the sensor actors scored: finite for both sensors
+    kpis = out.stdout.split("forecast KPIs on the test series")[1].split("drift and quality")[0]
+    for sensor in ("A-5", "A-6"):
+        row = next(line for line in kpis.splitlines() if line.strip().startswith(sensor))
+        assert "nan" not in row.lower(), row
     assert (tmp_path / "home" / "mlflow.db").exists()
     # every accepted reading reached the sensors' write-ahead logs
     assert {p.name for p in (tmp_path / "home" / "sensors").iterdir()} == {"A-5", "A-6"}
