@@ -12,8 +12,9 @@ one fleet-wide state (so ``retraining.max_concurrent`` caps the whole fleet), re
 decision in ``<home>/retraining.db`` and launches a ``retrain_sensor`` Ray task for each one
 that fires. Finished retrains are settled on the next check (or by ``settle_retrains``):
 their outcome goes to the history and the policy, and after a promotion the model host
-drops the sensor's old model, the sensor asks for predictions again at once and takes its
-newest readings as its drift reference. The policy state is a JSON file next to the
+drops the sensor's old model (with a ``ServeForecaster``, the model deployment forgets the
+old version), the sensor asks for predictions again at once and takes its newest readings
+as its drift reference. The policy state is a JSON file next to the
 history; a retrain that was running when the Fleet died is recorded as failed. With
 ``actors.retrain_check_s`` > 0 the Fleet checks by itself that often. The retraining
 modules (scipy) are imported on first use.
@@ -29,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 from ray.actor import ActorHandle
+from ray.exceptions import RayError
 from ray.util import list_named_actors
 
-from actors.forecaster import Forecaster, ModelHostForecaster
+from actors.forecaster import Forecaster, ModelHostForecaster, ServeForecaster
 from actors.sensor import (
     IngestAck,
     SensorActor,
@@ -296,6 +298,11 @@ class Fleet:
     async def _adopt_new_model(self, sensor_id: str) -> None:
         if isinstance(self._forecaster, ModelHostForecaster):
             await self._forecaster.host.unload.remote(sensor_id)
+        elif isinstance(self._forecaster, ServeForecaster):
+            try:  # blocking (a handle lookup, then the call): off the event loop
+                await asyncio.to_thread(self._forecaster.forget, sensor_id)
+            except (RayError, PdmError) as exc:  # the deployment re-resolves within serve.version_ttl_s anyway
+                logger.warning("sensor %s: the model deployment did not forget its old version: %s", sensor_id, exc)
         sensor = self._sensor(sensor_id, create=False)
         await sensor.model_changed.remote()
         try:
@@ -304,7 +311,11 @@ class Fleet:
             logger.warning("sensor %s: drift reference kept after the new model: %s", sensor_id, exc)
 
     async def _hosted_models(self) -> list[Any]:
-        """What the model host has loaded (validation error, age); empty without one."""
+        """What the model host has loaded (validation error, age); empty without one.
+
+        Empty with a ``ServeForecaster`` too: the deployment reports no model details, so the
+        degradation and schedule triggers have nothing to compare against.
+        """
         if isinstance(self._forecaster, ModelHostForecaster):
             return list(await self._forecaster.host.models.remote())
         return []

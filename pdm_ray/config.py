@@ -454,6 +454,9 @@ class ActorsSettings(_Section):
     ``max_restarts`` -1 restarts an actor forever. The mean squared forecast error over the
     last ``error_window`` scored readings feeds the retraining policy's degradation trigger;
     the Fleet evaluates that policy every ``retrain_check_s`` seconds (0: only when asked).
+    ``forecaster`` says where the actors get predictions from the production models: the
+    fleet's shared ``ModelHost`` actor (``model_host``) or the Serve application's model
+    deployment (``serve``; ``actors.forecaster.production_forecaster``).
     """
 
     buffer_size: int = Field(10_000, gt=0)
@@ -468,6 +471,7 @@ class ActorsSettings(_Section):
     max_restarts: int = Field(-1, ge=-1)
     error_window: int = Field(1_000, gt=0)
     retrain_check_s: float = Field(0.0, ge=0)
+    forecaster: Literal["model_host", "serve"] = "model_host"
 
     @model_validator(mode="after")
     def _fit_in_buffer(self) -> ActorsSettings:

@@ -9,6 +9,12 @@ one jitted forward pass over every request's windows. A promotion changes the id
 new version is loaded on its first request and the old one ages out; no restart needed.
 Routing uses the handle option, never the HTTP multiplexing header, which Serve's HAProxy
 mode drops.
+
+The sensor actors' ``actors.forecaster.ServeForecaster`` calls ``predict(sensor_id, window)``
+instead: the replica resolves the sensor's production version itself, as the ingress does
+(``serve_apps.versions``, cached for ``serve.version_ttl_s``), and loads it through the same
+multiplexed cache. These calls carry no model id, so they are not routed by model, and they
+are not batched: every sensor has its own model and sends one window at a time.
 """
 
 from __future__ import annotations
@@ -17,9 +23,13 @@ import asyncio
 from typing import Any
 
 import jax
+import numpy as np
+import numpy.typing as npt
 from ray import serve
 
 from pdm_ray.config import Settings
+from pdm_ray.errors import DataError
+from pdm_ray.tracking.pyfunc import forecast
 from pdm_ray.tracking.runs import connect_settings
 from serve_apps.errors import ApiError
 from serve_apps.scoring import (
@@ -32,6 +42,7 @@ from serve_apps.scoring import (
     score_windows,
     unwrap,
 )
+from serve_apps.versions import model_id, registry_versions
 
 
 @serve.deployment(name="SensorModels")
@@ -47,6 +58,7 @@ class SensorModels:
         cfg = self._settings.serve
         self._tracking = connect_settings(self._settings)
         tracking = self._tracking
+        self._versions = registry_versions(tracking, cfg)  # for predict(sensor_id, ...)
 
         async def load(model_id: str) -> ServedModel:
             return await asyncio.to_thread(load_served, tracking, model_id)
@@ -66,6 +78,32 @@ class SensorModels:
         """The next ``horizon`` values after one window (``scoring.forecast_windows``)."""
         return unwrap(await self._forecast_batch(window))
 
+    async def predict(self, sensor_id: str, window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """One-step predictions ``[T, F] -> [T - l_s]`` of channel 0 for rows ``l_s ..``, in the window's units.
+
+        What ``actors.model_host.ModelHost.predict`` returns, from the sensor's production
+        model (resolved as the HTTP API resolves it, ``serve.model_kinds`` in order) through
+        ``pdm_ray.tracking.pyfunc.forecast``. The sensor actors call it through
+        ``actors.forecaster.ServeForecaster``.
+
+        Raises:
+            InvalidChannelError: ``sensor_id`` is not a valid id.
+            UnknownSensorError: no model is registered for the sensor.
+            RegistryError: models are registered but none is in production.
+            DataError: the window does not fit the model.
+            ApiError: 503 when the production version cannot be loaded.
+        """
+        version = await self._versions.get(sensor_id)
+        served = await self.load_model(model_id(version))
+        return await asyncio.to_thread(_one_step, served, sensor_id, window)
+
+    async def forget(self, sensor_id: str | None = None) -> list[str]:
+        """Forget this replica's cached production version of one sensor (or all), e.g. after a promotion.
+
+        Returns the sensors that were cached; the next ``predict`` resolves them again.
+        """
+        return self._versions.forget(sensor_id)
+
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
     async def _detect_batch(self, windows: list[WindowInput]) -> list[WindowScores | ApiError]:
         served = await self.load_model(serve.get_multiplexed_model_id())
@@ -81,3 +119,14 @@ class SensorModels:
         """Serve's periodic probe: the JAX backend still answers (a replica without it is useless)."""
         if not jax.devices():
             raise RuntimeError("JAX reports no devices")
+
+
+def _one_step(served: ServedModel, sensor_id: str, window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """``ModelHost.predict``'s computation on a loaded version: check the shape, then the core's ``forecast``."""
+    window = np.asarray(window, dtype=np.float32)
+    spec = served.model.spec
+    if window.ndim != 2 or window.shape[1] != spec.n_features:
+        raise DataError(
+            f"sensor {sensor_id}: window of shape {window.shape} does not fit the model's {spec.n_features} features"
+        )
+    return forecast(served.model, window)

@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--forecaster",
         choices=FORECASTERS,
         default="model",
-        help="model: production models from the registry (ModelHost); persistence: naive baseline; none: no scoring",
+        help="model: production models from the registry, through actors.forecaster (model_host: the ModelHost "
+        "actor; serve: the running Serve app's model deployment); persistence: naive baseline; none: no scoring",
     )
     parser.add_argument("--fresh", action="store_true", help="delete the channels' stored sensor state first")
     add_config_option(parser)
@@ -71,11 +72,10 @@ def plan_replay(channel: Channel, status: SensorStatus, batch_size: int) -> Repl
 
 
 def _forecaster(kind: str, settings: Settings) -> Any:
-    from actors.forecaster import ModelHostForecaster, PersistenceForecaster
-    from actors.model_host import model_host_handle
+    from actors.forecaster import PersistenceForecaster, production_forecaster
 
     if kind == "model":
-        return ModelHostForecaster(model_host_handle(settings))
+        return production_forecaster(settings)
     if kind == "persistence":
         return PersistenceForecaster()
     return None
