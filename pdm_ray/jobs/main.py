@@ -181,11 +181,10 @@ def _serve(settings: Settings, channels: list[Channel], out: Printer) -> str:
     from ray import serve
 
     from actors.fleet import fleet_handle
-    from actors.forecaster import ModelHostForecaster
-    from actors.model_host import model_host_handle
+    from actors.forecaster import production_forecaster
     from serve_apps.app import application
 
-    fleet = fleet_handle(settings, ModelHostForecaster(model_host_handle(settings)))
+    fleet = fleet_handle(settings, production_forecaster(settings))
     # The demo replays recorded test series: start each demo sensor from a clean state.
     ray.get([fleet.remove.remote(ch.id, True) for ch in channels])
     serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
