@@ -43,6 +43,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from pdm_ray.config import Settings, SweepSettings
+from pdm_ray.cores import ONE_CORE_ENV
 from pdm_ray.data import list_channels, load_channel
 from pdm_ray.data.pipeline import prepare_channel
 from pdm_ray.data.versioning import data_version
@@ -58,9 +59,8 @@ logger = logging.getLogger(__name__)
 
 METRIC = "val_ratio"
 SELECT_METRIC = "best_val_ratio"
-#: Environment of trial workers: one XLA thread per trial. Each trial holds one CPU, and
-#: XLA's own thread pool would otherwise oversubscribe the cores concurrent trials use.
-TRIAL_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1", "JAX_PLATFORMS": "cpu"}
+#: Environment of trial workers (see pdm_ray.cores; each trial also claims a core of its own).
+TRIAL_ENV = ONE_CORE_ENV
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any
 from ray import tune
 
 from pdm_ray.config import Settings
+from pdm_ray.cores import claim_core
 from pdm_ray.data import load_channel
 from pdm_ray.data.pipeline import prepare_channel
 from pdm_ray.models import EpochMetrics, ModelSpec, TrainedModel, save_model, train
@@ -58,6 +59,7 @@ def train_channel(config: dict[str, Any], *, settings_doc: dict[str, Any], data_
             working directory).
         model: ``lstm`` or ``transformer``.
     """
+    claim_core()  # one core per trial: concurrent trials otherwise slow each other down
     settings = trial_settings(Settings.model_validate(settings_doc), model, config)
     channel = load_channel(data_dir, config["channel"])
     prepared = prepare_channel(channel, settings)

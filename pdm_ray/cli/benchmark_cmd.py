@@ -16,16 +16,13 @@ from typing import TYPE_CHECKING
 
 from pdm_ray.cli.common import add_config_option, connect_ray, format_table, progress, settings_from
 from pdm_ray.config import Settings
+from pdm_ray.cores import ONE_CORE_ENV
 from pdm_ray.data.channels import list_channels, load_channel, load_labels
 from pdm_ray.errors import DataError
 from pdm_ray.ids import validate_sensor_id
 
 if TYPE_CHECKING:  # the model stack (JAX) is imported only where it runs: in the tasks
     from pdm_ray.benchmark.channel import BenchmarkModel, ChannelResult
-
-# One XLA thread per task: Ray gives each task one CPU, and XLA's own thread pool would
-# otherwise oversubscribe the cores that the other tasks are using.
-TASK_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1", "JAX_PLATFORMS": "cpu"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _channel_task(data_dir: str, chan_id: str, settings_json: str, model: BenchmarkModel) -> list[ChannelResult]:
     from pdm_ray.benchmark.channel import run_channel
+    from pdm_ray.cores import claim_core
 
+    claim_core()  # one core per task (see pdm_ray.cores)
     settings = Settings.model_validate_json(settings_json)
     channel = load_channel(data_dir, chan_id, load_labels(data_dir))
     return list(run_channel(channel, settings, model).results)
@@ -50,7 +49,7 @@ def run_benchmark(data_dir: str, channels: list[str], settings: Settings, model:
     """Fan the channels out as Ray tasks and gather results as they finish."""
     import ray
 
-    task = ray.remote(num_cpus=1, max_retries=0)(_channel_task).options(runtime_env={"env_vars": TASK_ENV})
+    task = ray.remote(num_cpus=1, max_retries=0)(_channel_task).options(runtime_env={"env_vars": ONE_CORE_ENV})
     settings_json = settings.model_dump_json()
     pending = [task.remote(data_dir, c, settings_json, model) for c in channels]
     results: list[ChannelResult] = []

@@ -1,0 +1,55 @@
+"""claim_core: each process gets a core of its own, and a core frees up when its holder exits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLAIM = """
+import os, sys
+from pathlib import Path
+from pdm_ray.cores import claim_core
+core = claim_core(Path(sys.argv[1]))
+print(core, sorted(os.sched_getaffinity(0)), flush=True)
+sys.stdin.readline()  # hold the core until told to exit
+"""
+
+pytestmark = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs at least 2 cores")
+
+
+def _start(lock_dir: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", CLAIM, str(lock_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+
+
+def test_concurrent_processes_get_distinct_cores_and_are_pinned_to_them(tmp_path: Path) -> None:
+    cores = sorted(os.sched_getaffinity(0))
+    procs = [_start(tmp_path) for _ in range(len(cores) + 1)]
+    try:
+        lines = [p.stdout.readline().split(" ", 1) for p in procs if p.stdout]
+    finally:
+        for p in procs:
+            p.communicate("\n", timeout=60)
+    claimed = [line[0] for line in lines]
+    pinned = [core for core in claimed if core != "None"]
+    assert sorted(int(c) for c in pinned) == cores  # every core taken once
+    assert claimed.count("None") == 1  # one process more than cores: it is left unpinned
+    for core, affinity in lines:
+        expected = f"[{core}]" if core != "None" else str(cores)
+        assert affinity.strip() == expected
+
+
+def test_a_core_is_free_again_when_its_holder_exits(tmp_path: Path) -> None:
+    first = _start(tmp_path)
+    assert first.stdout is not None
+    core = first.stdout.readline().split()[0]
+    first.communicate("\n", timeout=60)
+    second = _start(tmp_path)
+    assert second.stdout is not None
+    assert second.stdout.readline().split()[0] == core
+    second.communicate("\n", timeout=60)
