@@ -52,5 +52,8 @@ def serve_api(args: argparse.Namespace) -> int:
     try:
         threading.Event().wait()  # until Ctrl-C (KeyboardInterrupt: exit status 130)
     finally:
-        serve.shutdown()
+        # On a cluster the app would outlive us: take it down. A local Ray started here goes
+        # down with this process (and the app with it), so skip Serve's slower orderly shutdown.
+        if settings.ray.address:
+            serve.shutdown()
     return 0
