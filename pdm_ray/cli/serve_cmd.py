@@ -8,6 +8,7 @@ by default). Replicas, batching and auth come from the ``serve`` section of the 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import threading
 
 from pydantic import ValidationError
@@ -36,11 +37,13 @@ def _with_overrides(settings: Settings, host: str | None, port: int | None) -> S
 
 
 def serve_api(args: argparse.Namespace) -> int:
+    import ray
     from ray import serve
 
     from serve_apps.app import application
 
     settings = _with_overrides(settings_from(args), args.host, args.port)
+    faulthandler.enable()  # a long-running server: fatal signals print every thread's stack
     connect_ray(settings)
     serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
     serve.run(application(settings), name="pdm", route_prefix="/")
@@ -56,4 +59,6 @@ def serve_api(args: argparse.Namespace) -> int:
         # down with this process (and the app with it), so skip Serve's slower orderly shutdown.
         if settings.ray.address:
             serve.shutdown()
+        else:
+            ray.shutdown()  # here, not at interpreter exit, while Serve's handle threads still run
     return 0

@@ -77,7 +77,12 @@ def test_serve_runs_until_interrupted(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert any(banner in line for line in lines), b"".join(lines).decode()[-3000:]
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=120)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+            proc.wait(timeout=30)
+            pytest.fail(f"pdm-ray serve ignored Ctrl-C for 120 s:\n{b''.join(lines).decode()[-6000:]}")
         assert proc.returncode == 130
     finally:
         if proc.poll() is None:
