@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import signal
 import threading
 
 from pydantic import ValidationError
@@ -44,6 +45,9 @@ def serve_api(args: argparse.Namespace) -> int:
 
     settings = _with_overrides(settings_from(args), args.host, args.port)
     faulthandler.enable()  # a long-running server: fatal signals print every thread's stack
+    # Ctrl-C stops the server even when it was started with SIGINT ignored (Python then leaves
+    # it ignored; background jobs and some launchers start children that way).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     connect_ray(settings)
     serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
     serve.run(application(settings), name="pdm", route_prefix="/")
