@@ -26,7 +26,7 @@ import ray
 
 from actors.sensor import absolute_paths
 from pdm_ray.config import Settings
-from pdm_ray.errors import DataError, UnknownSensorError
+from pdm_ray.errors import UnknownSensorError
 from pdm_ray.ids import validate_sensor_id
 
 if TYPE_CHECKING:
@@ -120,16 +120,9 @@ class ModelHost:
             RegistryError: models are registered but none is in production.
             DataError: the window does not fit the model.
         """
-        from pdm_ray.tracking.pyfunc import forecast
+        from pdm_ray.tracking.pyfunc import forecast_stream_window
 
-        model = self._model(sensor_id)
-        window = np.asarray(window, dtype=np.float32)
-        if window.ndim != 2 or window.shape[1] != model.spec.n_features:
-            raise DataError(
-                f"sensor {sensor_id}: window of shape {window.shape} does not fit the model's "
-                f"{model.spec.n_features} features"
-            )
-        return forecast(model, window)
+        return forecast_stream_window(self._model(sensor_id), window, sensor_id)
 
     def _model(self, sensor_id: str) -> TrainedModel:
         entry = self._models.get(sensor_id)

@@ -32,12 +32,13 @@ import ray
 from mlflow.tracking import MlflowClient
 
 from pdm_ray.config import DEFAULT_CONFIG, Settings
+from pdm_ray.cores import ONE_CORE_ENV
 from pdm_ray.data import load_channel
 from pdm_ray.data.pipeline import prepare_channel
 from pdm_ray.models import ModelSpec, train
 from pdm_ray.tracking.runs import PARENT_RUN_TAG
 from tuning.space import trial_settings
-from tuning.sweep import TRIAL_ENV, run_sweep
+from tuning.sweep import run_sweep
 
 CHANNELS = ["A-2", "A-5", "A-6", "T-1"]
 DATA = DEFAULT_CONFIG.parent.parent / "data" / "sample"
@@ -104,9 +105,9 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     if args.single_thread_baseline:  # before this process first touches JAX
-        os.environ["XLA_FLAGS"] = TRIAL_ENV["XLA_FLAGS"]
+        os.environ["XLA_FLAGS"] = ONE_CORE_ENV["XLA_FLAGS"]
     logging.basicConfig(level=logging.WARNING)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": TRIAL_ENV})
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": ONE_CORE_ENV})
     rows: dict[str, list[float]] = {}
     try:
         for _ in range(args.repeats):

@@ -28,8 +28,7 @@ import numpy.typing as npt
 from ray import serve
 
 from pdm_ray.config import Settings
-from pdm_ray.errors import DataError
-from pdm_ray.tracking.pyfunc import forecast
+from pdm_ray.tracking.pyfunc import forecast_stream_window
 from pdm_ray.tracking.runs import connect_settings
 from serve_apps.errors import ApiError
 from serve_apps.scoring import (
@@ -95,7 +94,7 @@ class SensorModels:
         """
         version = await self._versions.get(sensor_id)
         served = await self.load_model(model_id(version))
-        return await asyncio.to_thread(_one_step, served, sensor_id, window)
+        return await asyncio.to_thread(forecast_stream_window, served.model, window, sensor_id)
 
     async def forget(self, sensor_id: str | None = None) -> list[str]:
         """Forget this replica's cached production version of one sensor (or all), e.g. after a promotion.
@@ -119,14 +118,3 @@ class SensorModels:
         """Serve's periodic probe: the JAX backend still answers (a replica without it is useless)."""
         if not jax.devices():
             raise RuntimeError("JAX reports no devices")
-
-
-def _one_step(served: ServedModel, sensor_id: str, window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """``ModelHost.predict``'s computation on a loaded version: check the shape, then the core's ``forecast``."""
-    window = np.asarray(window, dtype=np.float32)
-    spec = served.model.spec
-    if window.ndim != 2 or window.shape[1] != spec.n_features:
-        raise DataError(
-            f"sensor {sensor_id}: window of shape {window.shape} does not fit the model's {spec.n_features} features"
-        )
-    return forecast(served.model, window)

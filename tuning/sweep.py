@@ -59,8 +59,6 @@ logger = logging.getLogger(__name__)
 
 METRIC = "val_ratio"
 SELECT_METRIC = "best_val_ratio"
-#: Environment of trial workers (see pdm_ray.cores; each trial also claims a core of its own).
-TRIAL_ENV = ONE_CORE_ENV
 
 
 @dataclass(frozen=True)
@@ -230,7 +228,7 @@ def _ensure_ray(settings: Settings, verbose: int) -> None:
             num_cpus=None if settings.ray.address else settings.ray.num_cpus,
             include_dashboard=False,
             log_to_driver=verbose > 0,
-            runtime_env={"env_vars": TRIAL_ENV},
+            runtime_env={"env_vars": ONE_CORE_ENV},
         )
 
 

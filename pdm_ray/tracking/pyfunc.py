@@ -90,6 +90,20 @@ def forecast(model: TrainedModel, data: npt.ArrayLike) -> npt.NDArray[np.float32
     return out if norm is None else norm.inverse_value(out)
 
 
+def forecast_stream_window(model: TrainedModel, window: npt.ArrayLike, sensor_id: str) -> npt.NDArray[np.float32]:
+    """``forecast`` of a sensor's streamed window ``[T, F]`` -> ``[T - l_s]``, as every model backend serves it.
+
+    Raises:
+        DataError: the window is not ``[T, F]`` with the model's feature count (naming the sensor).
+    """
+    arr = np.asarray(window, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[1] != model.spec.n_features:
+        raise DataError(
+            f"sensor {sensor_id}: window of shape {arr.shape} does not fit the model's {model.spec.n_features} features"
+        )
+    return forecast(model, arr)
+
+
 def _pip_requirements() -> list[str]:
     pins = []
     for name in _REQUIREMENTS:
