@@ -5,7 +5,10 @@
    (default 2), 1 CPU per trial, MLflow on SQLite, best model per channel registered.
 2. The 16 configs the sweep sampled (read back from the MLflow trial runs) trained one
    after another in this process with the same code path (``prepare_channel`` + ``train``);
-   ``--single-thread-baseline`` gives it the trials' one-thread XLA flags.
+   ``--single-thread-baseline`` gives it the trials' one-thread XLA flags. ``--pin-baseline``
+   adds a second baseline: the same loop in a child process pinned to one core
+   (``pdm_ray.cores.claim_core``), as each trial is, so both sides get one core per training
+   (an unpinned "one-thread" JAX process still keeps about 1.4 cores busy).
 
 Prints both wall times, their ratio, the driver's CPU time during the sweep, and the
 Tune+MLflow overhead per trial in two forms: slot time not spent inside trial functions
@@ -15,13 +18,14 @@ concurrent)``). ``--concurrent 1`` isolates the overhead from CPU contention. Me
 ``--repeats`` (default 1: one repeat takes minutes on 2 cores).
 
 Usage: .venv/bin/python benchmarks/sweep_parallel.py [--epochs 4] [--l-s 100] [--concurrent 2]
-       [--single-thread-baseline] [--repeats 1]
+       [--single-thread-baseline] [--pin-baseline] [--repeats 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -32,7 +36,7 @@ import ray
 from mlflow.tracking import MlflowClient
 
 from pdm_ray.config import DEFAULT_CONFIG, Settings
-from pdm_ray.cores import ONE_CORE_ENV
+from pdm_ray.cores import ONE_CORE_ENV, claim_core
 from pdm_ray.data import load_channel
 from pdm_ray.data.pipeline import prepare_channel
 from pdm_ray.models import ModelSpec, train
@@ -48,6 +52,7 @@ SEARCH_SPACE = {
     "layers": {"choice": [1, 2]},
 }
 _PARAM_TYPES = {"learning_rate": float, "units": int, "layers": int}
+Trials = list[tuple[str, dict[str, object], float]]  # (channel, sampled config, trial seconds)
 
 
 def _settings(home: Path, epochs: int, l_s: int, concurrent: int) -> Settings:
@@ -61,8 +66,9 @@ def _settings(home: Path, epochs: int, l_s: int, concurrent: int) -> Settings:
     )
 
 
-def _sweep(settings: Settings) -> tuple[float, float, list[tuple[str, dict[str, object], float]]]:
-    """Run the sweep; return its wall time, the driver's CPU time and (channel, config, trial seconds) per trial."""
+def _sweep(settings: Settings) -> tuple[float, float, float, Trials]:
+    """Run the sweep; return its wall time, the driver's CPU time, ``Tuner.fit``'s wall time and
+    (channel, config, trial seconds) per trial."""
     start, cpu_start = time.perf_counter(), time.process_time()
     result = run_sweep(CHANNELS, settings=settings, data_dir=DATA, search_space=SEARCH_SPACE)
     wall, driver_cpu = time.perf_counter() - start, time.process_time() - cpu_start
@@ -73,10 +79,10 @@ def _sweep(settings: Settings) -> tuple[float, float, list[tuple[str, dict[str, 
     for run in runs:
         config = {k: cast(run.data.params[k]) for k, cast in _PARAM_TYPES.items()}
         trials.append((run.data.tags["pdm.channel"], config, run.data.metrics["time_total_s"]))
-    return wall, driver_cpu, trials
+    return wall, driver_cpu, result.wall_seconds, trials
 
 
-def _sequential(settings: Settings, trials: list[tuple[str, dict[str, object], float]]) -> tuple[float, list[float]]:
+def _sequential(settings: Settings, trials: Trials) -> tuple[float, list[float]]:
     """The same trainings one after another in this process; wall time and per-training seconds."""
     times = []
     start = time.perf_counter()
@@ -90,11 +96,19 @@ def _sequential(settings: Settings, trials: list[tuple[str, dict[str, object], f
     return time.perf_counter() - start, times
 
 
+def _pinned_sequential(settings_doc: str, trials: Trials) -> tuple[float, list[float]]:
+    """``_sequential`` in this (child) process after pinning it to one core."""
+    if claim_core() is None:
+        raise RuntimeError("no free core to pin the baseline to")
+    return _sequential(Settings.model_validate_json(settings_doc), trials)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--l-s", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--pin-baseline", action="store_true", help="add a baseline pinned to one core")
     parser.add_argument("--concurrent", type=int, default=2, help="max_concurrent_trials (1 isolates overhead)")
     parser.add_argument(
         "--single-thread-baseline",
@@ -113,13 +127,17 @@ def main() -> None:
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:
                 settings = _settings(Path(tmp), args.epochs, args.l_s, args.concurrent)
-                sweep_wall, driver_cpu, trials = _sweep(settings)
+                sweep_wall, driver_cpu, fit_wall, trials = _sweep(settings)
                 seq_wall, seq_times = _sequential(settings, trials)
+                if args.pin_baseline:  # a spawned child: XLA's threads start after the pin
+                    with multiprocessing.get_context("spawn").Pool(1) as pool:
+                        pinned_wall, pinned_times = pool.apply(_pinned_sequential, (settings.model_dump_json(), trials))
             n = len(trials)
             trial_sum = sum(t for _, _, t in trials)
             measured = {
                 "sweep_wall_s": sweep_wall,
                 "sweep_driver_cpu_s": driver_cpu,
+                "sweep_outside_tuner_fit_s": sweep_wall - fit_wall,  # checks, MLflow set-up, registration
                 "sequential_wall_s": seq_wall,
                 "speedup": seq_wall / sweep_wall,
                 "sequential_training_median_s": statistics.median(seq_times),
@@ -128,11 +146,16 @@ def main() -> None:
                 "overhead_vs_ideal_split_per_trial_s": (sweep_wall - seq_wall / args.concurrent)
                 / (n / args.concurrent),
             }
+            if args.pin_baseline:
+                measured["pinned_sequential_wall_s"] = pinned_wall
+                measured["speedup_vs_pinned"] = pinned_wall / sweep_wall
+                measured["pinned_sequential_training_median_s"] = statistics.median(pinned_times)
             for key, value in measured.items():
                 rows.setdefault(key, []).append(value)
     finally:
         ray.shutdown()
     threads = "one XLA thread" if args.single_thread_baseline else "JAX default threads"
+    threads += " (and a second one pinned to one core)" if args.pin_baseline else ""
     print(
         f"sweep_parallel: {len(CHANNELS)} channels x 4 trials, {args.concurrent} concurrent, {args.epochs} epochs, "
         f"l_s={args.l_s}; baseline with {threads}; "

@@ -34,6 +34,31 @@ def test_one_train_step(windows: Windows, small_spec: Callable[[str], ModelSpec]
     assert all(jax.tree.leaves(moved))
 
 
+def test_learning_rate_is_applied_without_recompiling(
+    windows: Windows, small_spec: Callable[[str], ModelSpec]
+) -> None:
+    """The learning rate lives in the optimizer state: a sweep's new rate reuses the compiled step.
+
+    Adam's first update is about ``lr`` per parameter, so 10x the rate moves the params
+    about 10x as far.
+    """
+    x, y = windows
+    batch = {"x": x[:32], "y": y[:32], "w": np.ones(32, np.float32)}
+    moves = {}
+    for lr in (1e-2, 1e-3, 1e-4):
+        state = create_train_state(small_spec("lstm"), lr, jax.random.PRNGKey(0))
+        assert state.learning_rate == pytest.approx(lr)
+        new_state, _ = train_step(state, batch, jax.random.PRNGKey(1))
+        if lr == 1e-2:
+            compiled = train_step._cache_size()
+        step = jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), state.params, new_state.params)
+        moves[lr] = max(float(v) for v in jax.tree.leaves(step))
+    assert train_step._cache_size() == compiled
+    assert moves[1e-2] == pytest.approx(1e-2, rel=0.1)
+    assert moves[1e-3] == pytest.approx(1e-3, rel=0.1)
+    assert moves[1e-4] == pytest.approx(1e-4, rel=0.1)
+
+
 def test_padding_weights_do_not_change_the_loss(windows: Windows, small_spec: Callable[[str], ModelSpec]) -> None:
     x, y = windows
     state = create_train_state(small_spec("lstm"), 1e-2, jax.random.PRNGKey(0))
