@@ -34,9 +34,7 @@ def test_one_train_step(windows: Windows, small_spec: Callable[[str], ModelSpec]
     assert all(jax.tree.leaves(moved))
 
 
-def test_learning_rate_is_applied_without_recompiling(
-    windows: Windows, small_spec: Callable[[str], ModelSpec]
-) -> None:
+def test_learning_rate_is_applied_without_recompiling(windows: Windows, small_spec: Callable[[str], ModelSpec]) -> None:
     """The learning rate lives in the optimizer state: a sweep's new rate reuses the compiled step.
 
     Adam's first update is about ``lr`` per parameter, so 10x the rate moves the params
