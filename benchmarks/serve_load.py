@@ -2,7 +2,9 @@
 
 Both servers run the same FastAPI app (``serve_apps.api.create_app``: same validation, same
 JSON) over the same registered model; Serve puts the ``Api`` ingress and the multiplexed,
-batched ``SensorModels`` deployment behind its proxy, the baseline (``serve_apps.local``)
+batched ``SensorModels`` deployment behind its proxy (and, in a second Ray, in its fast mode:
+requests go straight to the ``Api`` replica's own port, ``serve.direct_ingress_port``, and each
+replica runs on one event loop, ``serve.one_event_loop``), the baseline (``serve_apps.local``)
 scores in the uvicorn process itself. Model (``--model``): the paper's LSTM (2 x 80 units,
 trained 2 epochs) or a small one (16 units, 1 epoch), ``l_s`` = 50, 10 predictions, on channel
 0 of the sample channel T-1, registered in MLflow (SQLite in a temp dir) as production. Each
@@ -187,23 +189,35 @@ def bench_baseline(home: Path, model: str, rounds: int, requests: int) -> dict[s
         proc.wait(timeout=30)
 
 
-def bench_serve(settings: Settings, rounds: int, requests: int) -> dict[str, Round]:
+def bench_serve(settings: Settings, rounds: int, requests: int, direct: bool = False) -> dict[str, Round]:
+    """Serve through its proxy, or (``direct``) straight to the ``Api`` replica's own port
+    with every replica on one event loop (``serve.direct_ingress_port``, ``serve.one_event_loop``).
+
+    Each mode gets its own Ray: Serve reads the direct-ingress switch when its processes start.
+    """
     import ray
     from ray import serve
 
     from serve_apps.app import application
 
+    if direct:
+        serve_cfg = settings.serve.model_copy(update={"direct_ingress_port": free_port(), "one_event_loop": True})
+        settings = settings.model_copy(update={"serve": serve_cfg})
+    env = settings.serve.ray_env()
+    os.environ.update(env)  # inherited by the raylet and every replica
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="pdm-bench")
     try:
         port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(application(settings), name="pdm", route_prefix="/")
-        url = f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{settings.serve.direct_ingress_port if direct else port}"
         wait_healthy(url)
         return measure(url, rounds, requests)
     finally:
         serve.shutdown()
         ray.shutdown()
+        for key in env:
+            os.environ.pop(key, None)
 
 
 def main() -> None:
@@ -225,6 +239,8 @@ def main() -> None:
         plain = bench_baseline(home, args.model, args.rounds, args.requests)
         print("Ray Serve (Api -> SensorModels via DeploymentHandle):", flush=True)
         served = bench_serve(settings, args.rounds, args.requests)
+        print("Ray Serve, fast mode (direct ingress to Api, one event loop per replica):", flush=True)
+        direct = bench_serve(settings, args.rounds, args.requests, direct=True)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -233,9 +249,10 @@ def main() -> None:
     print(f"{'case':42} {'server':8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'points/s':>10}")
     for label in plain:
         points = WINDOW * (16 if label.startswith("bulk") else 1)
-        for name, res in (("uvicorn", plain[label]), ("serve", served[label])):
+        for name, res in (("uvicorn", plain[label]), ("serve", served[label]), ("direct", direct[label])):
             print(f"{label:42} {name:8} {res.p50_ms:8.1f} {res.p99_ms:8.1f} {res.rps:8.1f} {res.rps * points:10.0f}")
-        print(f"{'':42} {'ratio':8} {'':8} {'':8} {served[label].rps / plain[label].rps:8.2f}x")
+        for name, res in (("serve", served[label]), ("direct", direct[label])):
+            print(f"{'':42} {name + '/uv':8} {'':8} {'':8} {res.rps / plain[label].rps:8.2f}x")
 
 
 if __name__ == "__main__":

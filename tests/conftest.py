@@ -1,15 +1,21 @@
 """Shared fixtures: one local Ray cluster for the whole test session, fresh MLflow stores.
 
 Starting Ray costs seconds, so every test that needs it asks for ``ray_cluster`` (and is
-marked ``ray``) instead of calling ``ray.init`` itself. Creating MLflow's SQLite schema
+marked ``ray``) instead of calling ``ray.init`` itself. The cluster runs Serve in its fast
+mode (``serve.direct_ingress_port`` = ``DIRECT_INGRESS_PORT`` with room for several ingress
+replicas, and ``serve.one_event_loop``), as ``pdm-ray serve`` starts it with those settings:
+Serve tests reach an app through the proxy and, where they ask, straight at its ``Api``
+replica. Creating MLflow's SQLite schema
 costs tens of seconds, so it is done once per session and each ``mlflow_uri`` is a copy.
 JAX runs on the CPU everywhere.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,22 +24,56 @@ import pytest
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
+def _free_port_block(n: int) -> int:
+    """The first of ``n`` consecutive loopback ports that are all free now (below the ephemeral range)."""
+    for first in range(21000, 29000, 97):
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(first, first + n):
+                    stack.enter_context(socket.create_server(("127.0.0.1", port)))
+            return first
+        except OSError:
+            continue
+    raise RuntimeError("no block of free loopback ports for Serve's direct ingress")
+
+
+DIRECT_INGRESS_REPLICAS = 8
+DIRECT_INGRESS_PORT = _free_port_block(DIRECT_INGRESS_REPLICAS + 1)
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[None]:
     """A local Ray with 2 CPUs in namespace ``pdm-test``, shut down after the last test."""
     import ray
 
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        namespace="pdm-test",
-        object_store_memory=512 * 1024 * 1024,
-        log_to_driver=False,
+    from pdm_ray.config import ServeSettings
+
+    fast = ServeSettings(
+        direct_ingress_port=DIRECT_INGRESS_PORT, ingress_replicas=DIRECT_INGRESS_REPLICAS, one_event_loop=True
     )
+    env = fast.ray_env()
+    os.environ.update(env)  # the raylet copies it at start and its workers inherit it; subprocesses of tests do not
+    try:
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            namespace="pdm-test",
+            object_store_memory=512 * 1024 * 1024,
+            log_to_driver=False,
+        )
+    finally:
+        for key in env:
+            os.environ.pop(key, None)
     try:
         yield
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def direct_ingress_ports(ray_cluster: None) -> range:
+    """The loopback ports on which ``ray_cluster``'s ``Api`` replicas answer directly."""
+    return range(DIRECT_INGRESS_PORT, DIRECT_INGRESS_PORT + DIRECT_INGRESS_REPLICAS + 1)
 
 
 @pytest.fixture(scope="session")

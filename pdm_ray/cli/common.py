@@ -32,7 +32,13 @@ def _fmt(value: object) -> str:
 
 
 def connect_ray(settings: Settings, **init_kwargs: object) -> None:
-    """Start a local Ray (``ray.address`` None) or attach to the configured cluster, once."""
+    """Start a local Ray (``ray.address`` None) or attach to the configured cluster, once.
+
+    A local Ray starts with ``serve.ray_env()`` in its environment (Serve reads it
+    in every replica); an existing cluster keeps the environment it was started with.
+    """
+    import os
+
     import ray
 
     if ray.is_initialized():
@@ -48,6 +54,7 @@ def connect_ray(settings: Settings, **init_kwargs: object) -> None:
     else:
         # "local" always starts a new cluster: never attach by accident to another Ray on the machine.
         kwargs["address"] = "local"
+        os.environ.update(settings.serve.ray_env())  # the raylet and its workers inherit it
         if settings.ray.num_cpus:
             kwargs["num_cpus"] = settings.ray.num_cpus
     kwargs.update(init_kwargs)

@@ -2,7 +2,9 @@
 
 The same application as ``serve run configs/serve.yaml``: the ``Api`` ingress in front of
 the multiplexed ``SensorModels`` deployment, on ``serve.host:serve.port`` (127.0.0.1:8000
-by default). Replicas, batching and auth come from the ``serve`` section of the config.
+by default), and with ``serve.direct_ingress_port`` set also straight from the ``Api``
+replica on that port (no proxy hop). Replicas, batching and auth come from the ``serve``
+section of the config.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ def serve_api(args: argparse.Namespace) -> int:
         f"pdm-ray API on http://{settings.serve.host}:{settings.serve.port} ({auth}); docs at /docs; Ctrl-C stops",
         flush=True,
     )
+    if settings.serve.direct_ingress_port is not None:
+        where = "" if not settings.ray.address else " (if the cluster was started with serve.ray_env())"
+        print(f"direct ingress on http://{settings.serve.host}:{settings.serve.direct_ingress_port}{where}", flush=True)
     try:
         threading.Event().wait()  # until Ctrl-C (KeyboardInterrupt: exit status 130)
     finally:

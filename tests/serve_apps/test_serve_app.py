@@ -180,6 +180,24 @@ def test_auth_on_the_second_application(served: Served) -> None:
     assert served.http.post("/v1/sensors/S-1/detect", json=body).status_code == 200  # the open app needs none
 
 
+def test_direct_ingress_answers_as_the_proxy_does(served: Served, direct_ingress_ports: range) -> None:
+    """Each app's ``Api`` replica also answers on its own port (no proxy hop), under its route
+    prefix: same scores, same auth."""
+    body = {"values": values()}
+    via_proxy = served.http.post("/v1/sensors/S-1/detect", json=body)
+    answers: dict[int, httpx.Response] = {}
+    for port in direct_ingress_ports:
+        with contextlib.suppress(httpx.ConnectError):
+            answers[port] = httpx.post(f"http://127.0.0.1:{port}/v1/sensors/S-1/detect", json=body, timeout=120)
+    assert sorted(r.status_code for r in answers.values()) == [200, 404]  # pdm-open; pdm-auth lives under /auth
+    assert next(r for r in answers.values() if r.status_code == 200).json() == via_proxy.json()
+    auth_url = next(f"http://127.0.0.1:{port}/auth" for port, r in answers.items() if r.status_code == 404)
+    assert error_of(httpx.post(f"{auth_url}/v1/sensors/S-1/detect", json=body, timeout=120))[0] == 401
+    token = {"Authorization": f"Bearer {TOKEN}"}
+    with_token = httpx.post(f"{auth_url}/v1/sensors/S-1/detect", json=body, headers=token, timeout=120)
+    assert with_token.json()["scores"] == via_proxy.json()["scores"]
+
+
 def test_docs_and_openapi_fuzz_over_http(served: Served) -> None:
     assert served.http.get("/docs").status_code == 200
     schema = schemathesis.openapi.from_url(f"{served.url}/openapi.json")
