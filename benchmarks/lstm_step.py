@@ -5,6 +5,10 @@ Shapes are the paper's (Hundman et al. 2018): batch 64, windows of 250 steps, 25
 in batches of 1,024. Both sides run in one process and alternate repetition by repetition, so
 load from other jobs on the machine hits both alike. Prints medians (and minima) in ms.
 
+``--one-core`` runs both sides on one core (the process pinned, XLA's one-thread flags,
+``torch.set_num_threads(1)``), as one benchmark task or sweep trial gets; without it each
+side uses the threads it wants.
+
 PyTorch is a benchmark-only extra, never imported by ``pdm_ray``:
 ``.venv/bin/pip install torch==2.13.0``. Run: ``JAX_PLATFORMS=cpu .venv/bin/python benchmarks/lstm_step.py``.
 """
@@ -15,10 +19,15 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
+from pdm_ray.cores import ONE_CORE_ENV
+
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if "--one-core" in sys.argv:  # XLA reads its flags when JAX starts
+    os.environ.update(ONE_CORE_ENV)
 
 import jax
 import numpy as np
@@ -91,7 +100,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=15, help="timed train steps per side")
     parser.add_argument("--preds", type=int, default=5, help="timed prediction passes per side")
+    parser.add_argument("--one-core", action="store_true", help="both sides on one core, one thread")
     args = parser.parse_args()
+    if args.one_core:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        torch.set_num_threads(1)
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, L_S, N_FEATURES)).astype(np.float32)
@@ -119,7 +132,8 @@ def main() -> None:
 
     print(
         f"{platform.machine()}, {os.cpu_count()} CPUs; jax {jax.__version__}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads); load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}"
+        f"({torch.get_num_threads()} threads){'; one core' if args.one_core else ''}; "
+        f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}"
     )
     print(f"{'':18s} {'train step (ms)':>22s} {'predict 8,000 windows (ms)':>30s}")
     for name in sides:
