@@ -1,4 +1,9 @@
-"""``pdm-ray serve``: option checks, and the real command serving /healthz until interrupted."""
+"""``pdm-ray serve``: option checks, and the real command serving /healthz until interrupted.
+
+The real command runs in Serve's fast mode (``serve.direct_ingress_port``,
+``serve.one_event_loop``), which it turns on in the Ray it starts: the API answers on the
+proxy's port and on the ``Api`` replica's own port.
+"""
 
 from __future__ import annotations
 
@@ -34,12 +39,23 @@ def test_bad_config_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "serve.port" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_serve_runs_until_interrupted(tmp_path: Path) -> None:
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PDM_HOME": str(tmp_path), "PDM_SERVE__REPLICA_NUM_CPUS": "0.1", "JAX_PLATFORMS": "cpu"}
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_serve_runs_until_interrupted(tmp_path: Path) -> None:
+    port, direct = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "PDM_HOME": str(tmp_path),
+        "PDM_SERVE__REPLICA_NUM_CPUS": "0.1",
+        "PDM_SERVE__DIRECT_INGRESS_PORT": str(direct),
+        "PDM_SERVE__ONE_EVENT_LOOP": "true",
+        "JAX_PLATFORMS": "cpu",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "pdm_ray.cli", "serve", "--port", str(port)],
         cwd=ROOT,
@@ -69,13 +85,15 @@ def test_serve_runs_until_interrupted(tmp_path: Path) -> None:
             proc.wait(timeout=120)
             pytest.fail(f"pdm-ray serve never became healthy:\n{b''.join(lines).decode()[-3000:]}")
         assert healthy.json() == {"status": "ok"}
-        missing = httpx.post(f"http://127.0.0.1:{port}/v1/sensors/A-2/detect", json={"values": [1.0]})
-        assert missing.status_code == 404 and missing.json()["error"] == "unknown_sensor"
+        for url in (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{direct}"):  # proxy, then the replica itself
+            missing = httpx.post(f"{url}/v1/sensors/A-2/detect", json={"values": [1.0]})
+            assert missing.status_code == 404 and missing.json()["error"] == "unknown_sensor"
         # The proxy can answer before serve.run() returns: wait for the banner, then interrupt.
         banner = f"http://127.0.0.1:{port}".encode()
         while not any(banner in line for line in lines) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert any(banner in line for line in lines), b"".join(lines).decode()[-3000:]
+        assert any(f"direct ingress on http://127.0.0.1:{direct}".encode() in line for line in lines)
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=120)
