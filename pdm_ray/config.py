@@ -508,8 +508,8 @@ class ServeSettings(_Section):
     ``batch_wait_timeout_s``; ``model_autoscaling`` (when set) replaces ``model_replicas``.
     Each replica reserves ``replica_num_cpus`` CPUs. ``direct_ingress_port`` (when set) makes
     each ``Api`` replica also answer HTTP itself, from that port up, skipping the proxy's hop;
-    ``one_event_loop`` saves two thread hops per request in every replica (``ray_env``;
-    docs/serve.md).
+    ``one_event_loop`` saves two thread hops per request in every replica. Both are Serve
+    switches of the whole Ray cluster (``serve_apps.fast_mode``; docs/serve.md).
     """
 
     host: str = "127.0.0.1"
@@ -533,33 +533,6 @@ class ServeSettings(_Section):
     fleet_actor: str = "fleet"
     direct_ingress_port: int | None = Field(None, gt=0, lt=65536)
     one_event_loop: bool = False
-
-    def ray_env(self) -> dict[str, str]:
-        """Ray Serve's environment variables for ``direct_ingress_port`` and ``one_event_loop``.
-
-        Serve reads them when its controller and replicas start, so they belong in the Ray
-        cluster's environment: ``connect_ray`` sets them before it starts a local Ray; a
-        cluster must be started with them. Direct ingress: the first ``Api`` replica on a
-        node answers HTTP on ``direct_ingress_port``, further ones on the ports above it (one
-        spare for a replica that replaces another); no outside load balancer drains these
-        ports, so a stopping replica frees its port at once. One event loop: each replica
-        runs user code and its handle router on its main loop instead of two extra threads
-        (what Serve's throughput mode does); safe here because every handler hands blocking
-        work to a thread.
-        """
-        env: dict[str, str] = {}
-        if self.direct_ingress_port is not None:
-            first = self.direct_ingress_port
-            env |= {
-                "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
-                "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(first),
-                "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(min(first + self.ingress_replicas + 1, 65536)),
-                "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "0",
-                "RAY_SERVE_PORT_QUARANTINE_S": "0",
-            }
-        if self.one_event_loop:
-            env |= {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0"}
-        return env
 
 
 class DashboardSettings(_Section):

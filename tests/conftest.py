@@ -47,11 +47,12 @@ def ray_cluster() -> Iterator[None]:
     import ray
 
     from pdm_ray.config import ServeSettings
+    from serve_apps.fast_mode import serve_env
 
     fast = ServeSettings(
         direct_ingress_port=DIRECT_INGRESS_PORT, ingress_replicas=DIRECT_INGRESS_REPLICAS, one_event_loop=True
     )
-    env = fast.ray_env()
+    env = serve_env(fast)
     os.environ.update(env)  # the raylet copies it at start and its workers inherit it; subprocesses of tests do not
     try:
         ray.init(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pdm_ray.config import DEFAULT_CONFIG, ServeSettings, Settings, load_settings
+from pdm_ray.config import DEFAULT_CONFIG, Settings, load_settings
 from pdm_ray.errors import ConfigError
 
 
@@ -82,14 +82,3 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(ValueError):
         settings.train.epochs = 3  # type: ignore[misc]
-
-
-def test_serve_fast_mode_is_off_by_default_and_maps_to_serve_env() -> None:
-    assert ServeSettings().ray_env() == {}
-    env = ServeSettings(direct_ingress_port=8100, ingress_replicas=2, one_event_loop=True).ray_env()
-    assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
-    # Serve hands out range(min, max): the replicas' ports plus one spare.
-    ports = (env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"], env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"])
-    assert ports == ("8100", "8103")
-    assert env["RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD"] == env["RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP"] == "0"
-    assert "RAY_SERVE_ENABLE_DIRECT_INGRESS" not in ServeSettings(one_event_loop=True).ray_env()
