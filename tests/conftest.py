@@ -5,9 +5,8 @@ marked ``ray``) instead of calling ``ray.init`` itself. The cluster runs Serve i
 mode (``serve.direct_ingress_port`` = ``DIRECT_INGRESS_PORT`` with room for several ingress
 replicas, and ``serve.one_event_loop``), as ``pdm-ray serve`` starts it with those settings:
 Serve tests reach an app through the proxy and, where they ask, straight at its ``Api``
-replica. Creating MLflow's SQLite schema
-costs tens of seconds, so it is done once per session and each ``mlflow_uri`` is a copy.
-JAX runs on the CPU everywhere.
+replica. Creating MLflow's SQLite schema costs tens of seconds, so it is done once per
+session and each ``mlflow_uri`` is a copy. JAX runs on the CPU everywhere.
 """
 
 from __future__ import annotations
