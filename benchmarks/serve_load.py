@@ -211,12 +211,12 @@ def bench_serve(settings: Settings, rounds: int, requests: int, direct: bool = F
     from ray import serve
 
     from serve_apps.app import application
-    from serve_apps.fast_mode import serve_env
+    from serve_apps.fast_mode import cluster_env
 
     if direct:
         serve_cfg = settings.serve.model_copy(update={"direct_ingress_port": free_port(), "one_event_loop": True})
         settings = settings.model_copy(update={"serve": serve_cfg})
-    env = serve_env(settings.serve)
+    env = cluster_env(settings.serve)
     os.environ.update(env)  # inherited by the raylet and every replica
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="pdm-bench")
     try:

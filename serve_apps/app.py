@@ -29,6 +29,7 @@ from pdm_ray.tracking.runs import connect_settings
 from serve_apps.api import create_app
 from serve_apps.dashboard import Dashboard, install_dashboard
 from serve_apps.errors import ApiError
+from serve_apps.fast_mode import replica_env
 from serve_apps.metrics import ApiMetrics
 from serve_apps.model_server import SensorModels
 from serve_apps.scoring import WindowForecast, WindowInput, WindowScores
@@ -121,10 +122,13 @@ class Api:
 
 def _replica_options(settings: Settings, replicas: int) -> dict[str, Any]:
     cfg = settings.serve
+    actor_options: dict[str, Any] = {"num_cpus": cfg.replica_num_cpus}
+    if env := replica_env(cfg):
+        actor_options["runtime_env"] = {"env_vars": env}
     return {
         "num_replicas": replicas,
         "max_ongoing_requests": cfg.max_ongoing_requests,
-        "ray_actor_options": {"num_cpus": cfg.replica_num_cpus},
+        "ray_actor_options": actor_options,
     }
 
 

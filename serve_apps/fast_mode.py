@@ -1,9 +1,16 @@
-"""Serve's fast mode: the environment that turns on direct ingress and one event loop per replica.
+"""Serve's fast mode: direct ingress for the cluster, one event loop for pdm-ray's replicas.
 
-Ray Serve reads these switches from the environment of its controller and replicas when they
-start, so they are properties of the Ray cluster, not of one application: ``pdm_ray.cli``'s
-``connect_ray`` puts them in the environment before it starts a local Ray, and a cluster must
-be started with them (docs/serve.md, "Fast mode"; docs/cluster.md). Plain data, no Ray import.
+Ray Serve reads these switches from a process's environment when it starts.
+
+* Direct ingress is read by the controller and every replica, so it is a property of the Ray
+  cluster: ``pdm_ray.cli``'s ``connect_ray`` puts ``cluster_env`` in the environment before it
+  starts a local Ray, and a cluster must be started with it (docs/cluster.md).
+* One event loop is read by each process that routes requests through a ``DeploymentHandle``.
+  It must stay off in sync callers (a sensor actor calling ``SensorModels`` has no running
+  loop for the router), so ``replica_env`` goes only into the runtime env of the ``Api`` and
+  ``SensorModels`` replicas (``serve_apps.app``).
+
+Plain data, no Ray import (docs/serve.md, "Fast mode").
 """
 
 from __future__ import annotations
@@ -11,26 +18,33 @@ from __future__ import annotations
 from pdm_ray.config import ServeSettings
 
 
-def serve_env(cfg: ServeSettings) -> dict[str, str]:
-    """The variables for ``cfg.direct_ingress_port`` and ``cfg.one_event_loop`` (empty when both are off).
+def cluster_env(cfg: ServeSettings) -> dict[str, str]:
+    """Direct ingress for ``cfg.direct_ingress_port`` (empty when it is unset).
 
-    Direct ingress: the first ``Api`` replica on a node answers HTTP on ``direct_ingress_port``,
-    further ones on the ports above it (one spare for a replica that replaces another; Serve
-    hands out ``range(min, max)``). No outside load balancer drains these ports, so a stopping
-    replica frees its port at once. One event loop: each replica runs user code and its handle
-    router on its main loop instead of two extra threads (what Serve's throughput mode does);
-    safe here because every handler hands blocking work to a thread.
+    The first ``Api`` replica on a node answers HTTP on ``direct_ingress_port``, further ones
+    on the ports above it (one spare for a replica that replaces another; Serve hands out
+    ``range(min, max)``). No outside load balancer drains these ports, so a stopping replica
+    frees its port at once.
     """
-    env: dict[str, str] = {}
-    if cfg.direct_ingress_port is not None:
-        first = cfg.direct_ingress_port
-        env |= {
-            "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
-            "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(first),
-            "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(min(first + cfg.ingress_replicas + 1, 65536)),
-            "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "0",
-            "RAY_SERVE_PORT_QUARANTINE_S": "0",
-        }
-    if cfg.one_event_loop:
-        env |= {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0"}
-    return env
+    if cfg.direct_ingress_port is None:
+        return {}
+    first = cfg.direct_ingress_port
+    return {
+        "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(first),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(min(first + cfg.ingress_replicas + 1, 65536)),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "0",
+        "RAY_SERVE_PORT_QUARANTINE_S": "0",
+    }
+
+
+def replica_env(cfg: ServeSettings) -> dict[str, str]:
+    """One event loop per replica for ``cfg.one_event_loop`` (empty when it is off).
+
+    User code and the handle router run on the replica's main loop instead of two extra
+    threads (what Serve's throughput mode does). Safe in these replicas because every handler
+    hands blocking work to a thread.
+    """
+    if not cfg.one_event_loop:
+        return {}
+    return {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0"}

@@ -1,12 +1,12 @@
 """Shared fixtures: one local Ray cluster for the whole test session, fresh MLflow stores.
 
 Starting Ray costs seconds, so every test that needs it asks for ``ray_cluster`` (and is
-marked ``ray``) instead of calling ``ray.init`` itself. The cluster runs Serve in its fast
-mode (``serve.direct_ingress_port`` = ``DIRECT_INGRESS_PORT`` with room for several ingress
-replicas, and ``serve.one_event_loop``), as ``pdm-ray serve`` starts it with those settings:
-Serve tests reach an app through the proxy and, where they ask, straight at its ``Api``
-replica. Creating MLflow's SQLite schema costs tens of seconds, so it is done once per
-session and each ``mlflow_uri`` is a copy. JAX runs on the CPU everywhere.
+marked ``ray``) instead of calling ``ray.init`` itself. The cluster runs with Serve's direct
+ingress on (``serve.direct_ingress_port`` = ``DIRECT_INGRESS_PORT``, with room for several
+ingress replicas), as ``pdm-ray serve`` starts it with that setting: Serve tests reach an app
+through the proxy and, where they ask, straight at its ``Api`` replica. Creating MLflow's
+SQLite schema costs tens of seconds, so it is done once per session and each ``mlflow_uri``
+is a copy. JAX runs on the CPU everywhere.
 """
 
 from __future__ import annotations
@@ -46,12 +46,9 @@ def ray_cluster() -> Iterator[None]:
     import ray
 
     from pdm_ray.config import ServeSettings
-    from serve_apps.fast_mode import serve_env
+    from serve_apps.fast_mode import cluster_env
 
-    fast = ServeSettings(
-        direct_ingress_port=DIRECT_INGRESS_PORT, ingress_replicas=DIRECT_INGRESS_REPLICAS, one_event_loop=True
-    )
-    env = serve_env(fast)
+    env = cluster_env(ServeSettings(direct_ingress_port=DIRECT_INGRESS_PORT, ingress_replicas=DIRECT_INGRESS_REPLICAS))
     os.environ.update(env)  # the raylet copies it at start and its workers inherit it; subprocesses of tests do not
     try:
         ray.init(

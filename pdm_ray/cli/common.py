@@ -34,14 +34,15 @@ def _fmt(value: object) -> str:
 def connect_ray(settings: Settings, **init_kwargs: object) -> None:
     """Start a local Ray (``ray.address`` None) or attach to the configured cluster, once.
 
-    A local Ray starts with Serve's fast-mode switches (``serve_apps.fast_mode``) in its
-    environment when the settings ask for them; a cluster keeps the one it was started with.
+    A local Ray starts with Serve's direct ingress on (``serve_apps.fast_mode.cluster_env``)
+    when ``serve.direct_ingress_port`` asks for it; a cluster keeps the environment it was
+    started with.
     """
     import os
 
     import ray
 
-    from serve_apps.fast_mode import serve_env
+    from serve_apps.fast_mode import cluster_env
 
     if ray.is_initialized():
         return
@@ -56,7 +57,7 @@ def connect_ray(settings: Settings, **init_kwargs: object) -> None:
     else:
         # "local" always starts a new cluster: never attach by accident to another Ray on the machine.
         kwargs["address"] = "local"
-        os.environ.update(serve_env(settings.serve))  # the raylet and its workers inherit it
+        os.environ.update(cluster_env(settings.serve))  # the raylet and its workers inherit it
         if settings.ray.num_cpus:
             kwargs["num_cpus"] = settings.ray.num_cpus
     kwargs.update(init_kwargs)

@@ -59,7 +59,9 @@ def serve_api(args: argparse.Namespace) -> int:
         flush=True,
     )
     if settings.serve.direct_ingress_port is not None:
-        where = "" if not settings.ray.address else " (if the cluster was started with serve_apps.fast_mode.serve_env)"
+        where = (
+            "" if not settings.ray.address else " (if the cluster was started with serve_apps.fast_mode.cluster_env)"
+        )
         print(f"direct ingress on http://{settings.serve.host}:{settings.serve.direct_ingress_port}{where}", flush=True)
     try:
         threading.Event().wait()  # until Ctrl-C (KeyboardInterrupt: exit status 130)

@@ -67,7 +67,10 @@ def deployed(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory, _mlflo
     home = tmp_path_factory.mktemp("serve-forecaster")
     shutil.copyfile(_mlflow_template, home / "mlflow.db")
     settings = small_settings(home)
-    serve_cfg = settings.serve.model_copy(update={"replica_num_cpus": 0.1, "version_ttl_s": 3600.0})
+    # one_event_loop: the replica's router shares its main loop; the sync sensor actors keep theirs.
+    serve_cfg = settings.serve.model_copy(
+        update={"replica_num_cpus": 0.1, "version_ttl_s": 3600.0, "one_event_loop": True}
+    )
     settings = absolute_paths(settings.model_copy(update={"serve": serve_cfg}))
 
     series = _values(300)

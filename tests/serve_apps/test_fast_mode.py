@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from pdm_ray.config import ServeSettings
-from serve_apps.fast_mode import serve_env
+from serve_apps.fast_mode import cluster_env, replica_env
 
 
 def test_off_by_default() -> None:
-    assert serve_env(ServeSettings()) == {}
+    assert cluster_env(ServeSettings()) == replica_env(ServeSettings()) == {}
 
 
-def test_direct_ingress_ports_and_one_event_loop() -> None:
-    env = serve_env(ServeSettings(direct_ingress_port=8100, ingress_replicas=2, one_event_loop=True))
+def test_direct_ingress_ports() -> None:
+    env = cluster_env(ServeSettings(direct_ingress_port=8100, ingress_replicas=2))
     assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
     # Serve hands out range(min, max): the replicas' ports plus one spare.
     ports = (env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"], env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"])
     assert ports == ("8100", "8103")
+
+
+def test_one_event_loop_is_for_the_replicas_only() -> None:
+    cfg = ServeSettings(one_event_loop=True)
+    assert cluster_env(cfg) == {}  # sync handle callers elsewhere in the cluster keep their router thread
+    env = replica_env(cfg)
     assert env["RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD"] == env["RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP"] == "0"
-
-
-def test_one_event_loop_alone_leaves_ingress_to_the_proxy() -> None:
-    env = serve_env(ServeSettings(one_event_loop=True))
-    assert "RAY_SERVE_ENABLE_DIRECT_INGRESS" not in env and env["RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD"] == "0"

@@ -46,9 +46,9 @@ def served(ray_cluster: None, registry: Registry) -> Iterator[Served]:
     from actors.fleet import fleet_handle
     from serve_apps.app import application
 
-    open_settings = registry.settings.model_copy(
-        update={"serve": registry.settings.serve.model_copy(update={"version_ttl_s": 3600.0})}
-    )
+    # The open app runs each replica on one event loop (serve.one_event_loop), the other with Serve's threads.
+    open_serve = registry.settings.serve.model_copy(update={"version_ttl_s": 3600.0, "one_event_loop": True})
+    open_settings = registry.settings.model_copy(update={"serve": open_serve})
     auth_settings = registry.settings.model_copy(
         update={"serve": registry.settings.serve.model_copy(update={"auth_token": TOKEN})}
     )
