@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import linen as nn
 
 from pdm_ray.models import ModelSpec, build_network
 from pdm_ray.models.networks import LSTMForecaster, TransformerForecaster, sinusoidal_encoding
@@ -27,6 +28,35 @@ def test_shapes_and_dropout(kind: str, cls: type, small_spec: Callable[[str], Mo
     a = apply({"params": params}, x, train=True, rngs={"dropout": jax.random.PRNGKey(2)})
     b = apply({"params": params}, x, train=True, rngs={"dropout": jax.random.PRNGKey(3)})
     assert not np.allclose(a, b)
+
+
+class _FullTransformer(TransformerForecaster):
+    """The textbook encoder: every block over every step, then the head on the last one."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        h = nn.Dense(self.d_model, name="embed")(x) + sinusoidal_encoding(x.shape[1], self.d_model)
+        for i in range(self.num_layers):
+            a = nn.LayerNorm(name=f"ln_attn_{i}")(h)
+            attention = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, deterministic=True, name=f"attn_{i}")
+            h = h + attention(a, a)
+            m = nn.LayerNorm(name=f"ln_mlp_{i}")(h)
+            h = h + nn.Dense(self.d_model, name=f"mlp_out_{i}")(nn.gelu(nn.Dense(self.ff_dim, name=f"mlp_in_{i}")(m)))
+        return nn.Dense(self.n_predictions, name="head")(nn.LayerNorm(name="ln_final")(h)[:, -1])
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_transformer_last_block_on_the_last_step_only_gives_the_full_encoders_forecasts(num_layers: int) -> None:
+    net = TransformerForecaster(d_model=16, num_heads=2, num_layers=num_layers, ff_dim=32, dropout=0.1, n_predictions=3)
+    full = _FullTransformer(16, 2, num_layers, 32, 0.1, 3)
+    x = jax.random.normal(jax.random.PRNGKey(0), (6, 20, 2))
+    params = net.init(jax.random.PRNGKey(1), x, train=False)["params"]
+    full_params = full.init(jax.random.PRNGKey(1), x, train=False)["params"]
+    # Same parameters (names and shapes), so models saved before still load.
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, full_params)
+    np.testing.assert_allclose(
+        net.apply({"params": params}, x, train=False), full.apply({"params": params}, x, train=False), atol=2e-5
+    )
 
 
 def test_lstm_layers_follow_settings(small_spec: Callable[[str], ModelSpec]) -> None:
