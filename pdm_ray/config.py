@@ -508,8 +508,9 @@ class ServeSettings(_Section):
     ``batch_wait_timeout_s``; ``model_autoscaling`` (when set) replaces ``model_replicas``.
     Each replica reserves ``replica_num_cpus`` CPUs. ``direct_ingress_port`` (when set) makes
     each ``Api`` replica also answer HTTP itself, from that port up, skipping the proxy's hop;
-    ``one_event_loop`` saves two thread hops per request in every replica. Both are Serve
-    switches of the whole Ray cluster (``serve_apps.fast_mode``; docs/serve.md).
+    ``one_event_loop`` saves two thread hops per request in each of pdm-ray's replicas. The
+    first is a switch of the whole Ray cluster, the second travels in the replicas' runtime
+    env (``serve_apps.fast_mode``; docs/serve.md).
     """
 
     host: str = "127.0.0.1"
