@@ -19,13 +19,14 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import UTC, datetime
 
 
-def _one(data_dir: str, chan_id: str, model: str, settings_json: str) -> list:
+def _one(data_dir: str, chan_id: str, model: str, settings_json: str) -> tuple[list, dict]:
     from pdm_ray.benchmark.channel import run_channel
     from pdm_ray.config import Settings
     from pdm_ray.data.channels import load_channel
 
     settings = Settings.model_validate_json(settings_json)
-    return list(run_channel(load_channel(data_dir, chan_id), settings, model).results)
+    run = run_channel(load_channel(data_dir, chan_id), settings, model)
+    return list(run.results), run.predictions
 
 
 def main() -> None:
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--config", default=None)
     args = parser.parse_args()
 
+    from pdm_ray.benchmark.results import write_predictions
     from pdm_ray.config import load_settings
     from pdm_ray.data.channels import list_channels
 
@@ -49,11 +51,12 @@ def main() -> None:
         futures = {pool.submit(_one, args.data, c, args.model, settings.model_dump_json()): c for c in channels}
         for n, fut in enumerate(as_completed(futures), 1):
             try:
-                rows = fut.result()
+                rows, predictions = fut.result()
             except Exception as exc:  # one failed channel must not lose the others' results
                 print(f"[{n}/{len(channels)}] {futures[fut]} failed: {type(exc).__name__}: {exc}", flush=True)
                 continue
             results.extend(rows)
+            write_predictions(args.out, futures[fut], predictions)
             done = ", ".join(
                 f"{r.model} tp={getattr(r.counts, 'tp', '-')} fp={getattr(r.counts, 'fp', '-')}" for r in rows
             )
@@ -80,7 +83,7 @@ def _write(args: argparse.Namespace, results: list, channels: list[str], start: 
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {os.cpu_count()} cpus; jax devices: {_devices()}",
     }
-    return write_results(sorted(results, key=lambda r: (r.model, r.chan_id)), args.out, meta)
+    return write_results(results, args.out, meta)
 
 
 def _devices() -> str:

@@ -1,7 +1,9 @@
 """Benchmark result files: ``results.csv`` (one row per channel and model) and ``summary.json``.
 
 ``anomaly_sequences`` in ``results.csv`` is a JSON list of inclusive ``[start, end]`` pairs in
-test-series indices, the coordinates of ``labeled_anomalies.csv``.
+test-series indices, the coordinates of ``labeled_anomalies.csv``. ``predictions/<chan_id>.npz``
+holds each forecaster's one-step-ahead test forecasts (test indices ``l_s`` on), as Telemanom
+keeps its ``y_hat``: enough to re-run detection without retraining.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from pdm_ray.benchmark.channel import ChannelResult
@@ -115,7 +119,16 @@ def write_results(results: Sequence[ChannelResult], out_dir: str | Path, meta: d
     """Write ``results.csv`` and ``summary.json`` into ``out_dir`` and return the directory."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results_frame(results).to_csv(out / "results.csv", index=False)
-    payload = {"meta": meta, "published_telemanom_smap": PUBLISHED_SMAP, "models": summarize(results)}
+    ordered = sorted(results, key=lambda r: (r.model, r.chan_id))
+    results_frame(ordered).to_csv(out / "results.csv", index=False)
+    payload = {"meta": meta, "published_telemanom_smap": PUBLISHED_SMAP, "models": summarize(ordered)}
     (out / "summary.json").write_text(json.dumps(payload, indent=2))
     return out
+
+
+def write_predictions(out_dir: str | Path, chan_id: str, predictions: dict[str, npt.NDArray[np.float32]]) -> Path:
+    """Write one channel's test forecasts, one array per forecaster, to ``predictions/<chan_id>.npz``."""
+    path = Path(out_dir) / "predictions" / f"{chan_id}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **predictions)
+    return path

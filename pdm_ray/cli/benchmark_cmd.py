@@ -1,7 +1,10 @@
 """``pdm-ray benchmark``: the Telemanom benchmark on any Telemanom-layout directory.
 
 Each channel is one Ray task (``num_cpus=1``) running the Ray-free
-``pdm_ray.benchmark.run_channel``; results go to ``OUT/results.csv`` and ``OUT/summary.json``.
+``pdm_ray.benchmark.run_channel``; results go to ``OUT/results.csv`` and ``OUT/summary.json``,
+rewritten as each channel finishes so an interrupted run keeps what it finished, and each
+channel's test forecasts to ``OUT/predictions/<chan_id>.npz`` so detection can be re-scored
+without retraining.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import argparse
 import json
 import platform
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +26,9 @@ from pdm_ray.errors import DataError
 from pdm_ray.ids import validate_sensor_id
 
 if TYPE_CHECKING:  # the model stack (JAX) is imported only where it runs: in the tasks
+    import numpy as np
+    import numpy.typing as npt
+
     from pdm_ray.benchmark.channel import BenchmarkModel, ChannelResult
 
 
@@ -35,30 +42,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=benchmark)
 
 
-def _channel_task(data_dir: str, chan_id: str, settings_json: str, model: BenchmarkModel) -> list[ChannelResult]:
+def _channel_task(
+    data_dir: str, chan_id: str, settings_json: str, model: BenchmarkModel
+) -> tuple[list[ChannelResult], dict[str, npt.NDArray[np.float32]]]:
     from pdm_ray.benchmark.channel import run_channel
     from pdm_ray.cores import claim_core
 
     claim_core()  # one core per task (see pdm_ray.cores)
     settings = Settings.model_validate_json(settings_json)
     channel = load_channel(data_dir, chan_id, load_labels(data_dir))
-    return list(run_channel(channel, settings, model).results)
+    run = run_channel(channel, settings, model)
+    return list(run.results), run.predictions
 
 
-def run_benchmark(data_dir: str, channels: list[str], settings: Settings, model: BenchmarkModel) -> list[ChannelResult]:
-    """Fan the channels out as Ray tasks and gather results as they finish."""
+def run_benchmark(
+    data_dir: str, channels: list[str], settings: Settings, model: BenchmarkModel
+) -> Iterator[tuple[list[ChannelResult], dict[str, npt.NDArray[np.float32]]]]:
+    """Fan the channels out as Ray tasks; yield each channel's results and forecasts as it finishes."""
     import ray
 
     task = ray.remote(num_cpus=1, max_retries=0)(_channel_task).options(runtime_env={"env_vars": ONE_CORE_ENV})
     settings_json = settings.model_dump_json()
     pending = [task.remote(data_dir, c, settings_json, model) for c in channels]
-    results: list[ChannelResult] = []
     with progress(len(pending), f"benchmark {model}") as bar:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            results.extend(ray.get(done[0]))
+            yield ray.get(done[0])
             bar.update(1)
-    return sorted(results, key=lambda r: (r.model, r.chan_id))
 
 
 def benchmark(args: argparse.Namespace) -> int:
@@ -75,21 +85,16 @@ def benchmark(args: argparse.Namespace) -> int:
         raise DataError(f"{args.data}: no channels found under train/")
     load_labels(args.data)  # fail fast on a malformed label file, before any task starts
     connect_ray(settings)
-    start = time.perf_counter()
-    results = run_benchmark(str(Path(args.data).resolve()), channels, settings, args.model)
-    wall = time.perf_counter() - start
-    from pdm_ray.benchmark.results import write_results
+    from pdm_ray.benchmark.results import write_predictions, write_results
 
-    meta = {
-        "data": str(args.data),
-        "model": args.model,
-        "channels": len(channels),
-        "wall_seconds": round(wall, 1),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {platform.node()}",
-        "settings": json.loads(settings.model_dump_json()),
-    }
-    out = write_results(results, args.out, meta)
+    start = time.perf_counter()
+    results: list[ChannelResult] = []
+    out = Path(args.out)
+    for channel_results, predictions in run_benchmark(str(Path(args.data).resolve()), channels, settings, args.model):
+        results.extend(channel_results)
+        write_predictions(out, channel_results[0].chan_id, predictions)
+        out = write_results(results, out, _meta(args, settings, channels, results, time.perf_counter() - start))
+    wall = time.perf_counter() - start
     summary = json.loads((out / "summary.json").read_text())["models"]
     rows = []
     for name, s in summary.items():
@@ -116,3 +121,18 @@ def benchmark(args: argparse.Namespace) -> int:
     )
     print(f"\nwall time {wall:.1f}s; results in {out / 'results.csv'} and {out / 'summary.json'}")
     return 0
+
+
+def _meta(
+    args: argparse.Namespace, settings: Settings, channels: list[str], results: list[ChannelResult], wall: float
+) -> dict[str, object]:
+    return {
+        "data": str(args.data),
+        "model": args.model,
+        "channels": len(channels),
+        "channels_done": len({r.chan_id for r in results}),
+        "wall_seconds": round(wall, 1),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {platform.node()}",
+        "settings": json.loads(settings.model_dump_json()),
+    }

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -34,6 +35,11 @@ def test_benchmark_two_sample_channels_through_ray(ray_cluster: None, tmp_path: 
     assert sorted(results["chan_id"].unique()) == ["A-5", "A-6"]
     assert len(results) == 6
     assert (results["n_test"].isin([4693, 4453])).all()
+    n_test = dict(zip(results["chan_id"], results["n_test"], strict=False))
+    for chan in ("A-5", "A-6"):  # test forecasts kept, one array per forecaster, from index l_s on
+        with np.load(out / "predictions" / f"{chan}.npz") as saved:
+            assert sorted(saved.files) == ["lstm", "transformer"]
+            assert all(saved[k].shape == (n_test[chan] - 250,) and np.isfinite(saved[k]).all() for k in saved.files)
     for _, row in results.iterrows():
         seqs = json.loads(row["anomaly_sequences"])
         assert all(0 <= s <= e < row["n_test"] for s, e in seqs)
