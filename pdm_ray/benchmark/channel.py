@@ -22,6 +22,7 @@ from pdm_ray.data.channels import Channel
 from pdm_ray.data.windows import make_windows
 from pdm_ray.detection import DetectionResult, detect
 from pdm_ray.detection.ensemble import combine_errors
+from pdm_ray.errors import DataError
 from pdm_ray.evaluation import EventCounts, intervals_to_mask, point_metrics, roc_auc, score_events
 from pdm_ray.models import ModelSpec, TrainedModel, predict_series, train
 
@@ -59,11 +60,10 @@ class ChannelResult:
 
 @dataclass(frozen=True)
 class ChannelRun:
-    """Everything ``run_channel`` produced: per-model results plus the arrays for reports."""
+    """Everything ``run_channel`` produced: per-model results and each forecaster's test forecasts."""
 
     results: tuple[ChannelResult, ...]
     predictions: dict[str, npt.NDArray[np.float32]]
-    detections: dict[str, DetectionResult]
 
 
 def train_forecaster(channel: Channel, settings: Settings, kind: Forecaster) -> TrainedModel:
@@ -74,7 +74,7 @@ def train_forecaster(channel: Channel, settings: Settings, kind: Forecaster) -> 
 
 
 def ensemble_errors(
-    errors: dict[str, npt.NDArray[np.float32]], models: dict[str, TrainedModel]
+    errors: dict[str, npt.NDArray[np.float32]], val_losses: dict[str, float]
 ) -> npt.NDArray[np.float32]:
     """The ensemble's error series: ``combine_errors`` with each model's held-out validation RMSE.
 
@@ -84,7 +84,7 @@ def ensemble_errors(
     spikes that only one model makes while keeping those both see.
     """
     kinds = sorted(errors)
-    return combine_errors([errors[k] for k in kinds], [max(float(np.sqrt(models[k].val_loss)), 1e-6) for k in kinds])
+    return combine_errors([errors[k] for k in kinds], [max(float(np.sqrt(val_losses[k])), 1e-6) for k in kinds])
 
 
 def _score(
@@ -138,30 +138,55 @@ def run_channel(channel: Channel, settings: Settings, model: BenchmarkModel) -> 
     ``model="ensemble"`` trains both forecasters and returns three results: each model alone
     and their combination, so one run yields the whole comparison.
     """
-    kinds: tuple[Forecaster, ...] = ("lstm", "transformer") if model == "ensemble" else (model,)
-    values = channel.test[settings.windows.l_s :, 0]
-    models: dict[str, TrainedModel] = {}
-    errors: dict[str, npt.NDArray[np.float32]] = {}
     predictions: dict[str, npt.NDArray[np.float32]] = {}
+    val_losses: dict[str, float] = {}
     seconds: dict[str, float] = {}
-    for kind in kinds:
+    for kind in _forecasters(model):
         start = time.perf_counter()
-        models[kind] = train_forecaster(channel, settings, kind)
+        trained = train_forecaster(channel, settings, kind)
         seconds[kind] = time.perf_counter() - start
-        predictions[kind] = predict_series(models[kind], channel.test)
-        errors[kind] = (predictions[kind] - values).astype(np.float32)
-        log.info("%s: trained %s in %.1fs (val_loss %.5f)", channel.id, kind, seconds[kind], models[kind].val_loss)
-    results: list[ChannelResult] = []
-    detections: dict[str, DetectionResult] = {}
+        predictions[kind] = predict_series(trained, channel.test)
+        val_losses[kind] = trained.val_loss
+        log.info("%s: trained %s in %.1fs (val_loss %.5f)", channel.id, kind, seconds[kind], trained.val_loss)
+    return ChannelRun(detect_channel(channel, settings, model, predictions, val_losses, seconds), predictions)
+
+
+def detect_channel(
+    channel: Channel,
+    settings: Settings,
+    model: BenchmarkModel,
+    predictions: dict[str, npt.NDArray[np.float32]],
+    val_losses: dict[str, float],
+    train_seconds: dict[str, float],
+) -> tuple[ChannelResult, ...]:
+    """Threshold and score a channel's test forecasts: the detection half of ``run_channel``.
+
+    Apart so that stored forecasts (``predictions/<chan_id>.npz`` of a benchmark run) can be
+    scored again, under another threshold config, without retraining. ``predictions`` maps each
+    forecaster to its forecasts for test indices ``l_s`` on; ``val_losses`` (held-out
+    validation MSE) weights the ensemble.
+    """
+    kinds = _forecasters(model)
+    values = channel.test[settings.windows.l_s :, 0]
+    errors: dict[str, npt.NDArray[np.float32]] = {}
     for kind in kinds:
-        detections[kind] = detect(errors[kind], values, settings.threshold)
-        results.append(
-            _score(channel, kind, detections[kind], errors[kind], values, seconds[kind], models[kind].val_loss)
-        )
+        if predictions[kind].shape != values.shape:
+            raise DataError(
+                f"{channel.id}: {kind} forecasts have shape {predictions[kind].shape}, "
+                f"expected {values.shape} (test indices l_s={settings.windows.l_s} on)"
+            )
+        errors[kind] = (predictions[kind] - values).astype(np.float32)
+    results = []
+    for k in kinds:
+        detection = detect(errors[k], values, settings.threshold)
+        results.append(_score(channel, k, detection, errors[k], values, train_seconds[k], val_losses[k]))
     if model == "ensemble":
-        combined = ensemble_errors(errors, models)
-        detections["ensemble"] = detect(combined, values, settings.threshold)
-        results.append(
-            _score(channel, "ensemble", detections["ensemble"], combined, values, sum(seconds.values()), None)
-        )
-    return ChannelRun(tuple(results), predictions, detections)
+        combined = ensemble_errors(errors, val_losses)
+        detection = detect(combined, values, settings.threshold)
+        seconds = sum(train_seconds.values())
+        results.append(_score(channel, "ensemble", detection, combined, values, seconds, None))
+    return tuple(results)
+
+
+def _forecasters(model: BenchmarkModel) -> tuple[Forecaster, ...]:
+    return ("lstm", "transformer") if model == "ensemble" else (model,)

@@ -1,0 +1,82 @@
+"""Score a benchmark run's stored forecasts again, without retraining.
+
+Reads ``RUN/predictions/<chan_id>.npz`` and ``RUN/results.csv`` (for the validation losses that
+weight the ensemble) of a ``pdm-ray benchmark`` or ``benchmarks/smap_full.py`` run, thresholds
+and scores every channel with the given config (``pdm_ray.benchmark.detect_channel``), writes
+``OUT/results.csv`` and ``OUT/summary.json``, and says how many channels' detections differ
+from the run's. With the run's own config it is a reproducibility check: nothing may differ.
+
+    python benchmarks/smap_rescore.py --data ../shared/data/nasa_smap --run out/smap_cpu_lstm --out out/rescored
+
+A threshold config compared this way on test labels is a test-set result: it says what a change
+does, and must not be used to choose the change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pdm_ray.benchmark.channel import detect_channel
+from pdm_ray.benchmark.results import write_results
+from pdm_ray.config import load_settings
+from pdm_ray.data.channels import load_channel, load_labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--run", required=True, help="output directory of a benchmark run")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--config", default=None)
+    args = parser.parse_args()
+
+    settings = load_settings(args.config)
+    run = Path(args.run)
+    rows = pd.read_csv(run / "results.csv")
+    model = json.loads((run / "summary.json").read_text())["meta"]["model"]
+    labels = load_labels(args.data)
+    start = time.perf_counter()
+    results, differ = [], []
+    for path in sorted((run / "predictions").glob("*.npz")):
+        chan_id = path.stem
+        mine = rows[(rows["chan_id"] == chan_id) & (rows["model"] != "ensemble")]
+        with np.load(path) as saved:
+            predictions = {k: saved[k] for k in saved.files}
+        rescored = detect_channel(
+            load_channel(args.data, chan_id, labels),
+            settings,
+            model,
+            predictions,
+            dict(zip(mine["model"], mine["val_loss"], strict=True)),
+            dict(zip(mine["model"], mine["train_seconds"], strict=True)),
+        )
+        results.extend(rescored)
+        channel_rows = rows[rows["chan_id"] == chan_id]
+        before = dict(zip(channel_rows["model"], channel_rows["anomaly_sequences"].map(json.loads), strict=True))
+        if any(before[r.model] != [list(s) for s in r.sequences] for r in rescored):
+            differ.append(chan_id)
+    meta = {
+        "run": str(run),
+        "data": args.data,
+        "model": model,
+        "channels": len({r.chan_id for r in results}),
+        "channels_differing_from_run": differ,
+        "seconds": round(time.perf_counter() - start, 1),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "settings": json.loads(settings.threshold.model_dump_json()),
+    }
+    out = write_results(results, args.out, meta)
+    for name, s in json.loads((out / "summary.json").read_text())["models"].items():
+        print(name, json.dumps(s["total"]))
+    print(f"{len(differ)} of {meta['channels']} channels differ from {run}: {', '.join(differ) or '-'}")
+
+
+if __name__ == "__main__":
+    main()
