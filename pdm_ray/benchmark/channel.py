@@ -167,6 +167,9 @@ def detect_channel(
     validation MSE) weights the ensemble.
     """
     kinds = _forecasters(model)
+    missing = [k for k in kinds if k not in predictions or k not in val_losses or k not in train_seconds]
+    if missing:
+        raise DataError(f"{channel.id}: model {model!r} needs {', '.join(missing)} forecasts, validation loss and time")
     values = channel.test[settings.windows.l_s :, 0]
     errors: dict[str, npt.NDArray[np.float32]] = {}
     for kind in kinds:

@@ -47,3 +47,6 @@ def test_forecasts_of_the_wrong_length_are_refused(small_run) -> None:
     short = {"lstm": run.predictions["lstm"][:-1]}
     with pytest.raises(DataError, match="lstm forecasts have shape"):
         detect_channel(channel, settings, "lstm", short, {"lstm": 0.1}, {"lstm": 1.0})
+    lstm_only = {"lstm": run.predictions["lstm"]}  # an lstm run's forecasts, scored as an ensemble
+    with pytest.raises(DataError, match="needs transformer forecasts"):
+        detect_channel(channel, settings, "ensemble", lstm_only, {"lstm": 0.1}, {"lstm": 1.0})
