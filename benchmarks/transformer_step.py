@@ -1,12 +1,17 @@
-"""Transformer train step: pdm-ray's encoder (last block on the last step only) against the full encoder.
+"""Transformer train step: pdm-ray's encoder against its earlier forms and the textbook encoder.
 
-The forecast head reads only the last step, so ``TransformerForecaster`` computes only that
-step's query in its last block. The baseline is the textbook encoder, every block over every
-step (``FullBlocks`` below, the same parameters). Shapes are the benchmark job's defaults:
-batch 64, windows of 250 steps, 25 features, d_model 64, 4 heads, 2 layers, MLP 128, dropout
-0.1, 10 outputs, Adam, MSE. Both run in one process, one core and one XLA thread (as one
-benchmark task gets), alternating step by step. Prints medians (and minima) in ms and the
-largest forecast difference on the same parameters. Run:
+Three networks, with the benchmark job's shapes (batch 64, windows of 250 steps, 25 features,
+d_model 64, 2 layers, MLP 128, dropout 0.1, 10 outputs, Adam, MSE):
+
+- pdm-ray's ``TransformerForecaster`` with the config's defaults (2 heads, no dropout on the
+  attention weights, the last block computing only the last step's query);
+- the same with 4 heads and dropout on the attention weights (pdm-ray before 2026-11-27);
+- the textbook encoder, every block over every step, 4 heads, attention dropout (before
+  2026-11-26).
+
+All run in one process, one core and one XLA thread (as one benchmark task gets), alternating
+step by step. Prints medians (and minima) in ms, and the largest forecast difference between
+the last-step and the full encoder on the same parameters. Run:
 ``.venv/bin/python benchmarks/transformer_step.py [--steps 15]``.
 """
 
@@ -27,25 +32,31 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pdm_ray.config import TransformerSettings
 from pdm_ray.models.networks import TransformerForecaster, sinusoidal_encoding
 
 BATCH, L_S, N_FEATURES, N_PRED = 64, 250, 25, 10
-SHAPE = {"d_model": 64, "num_heads": 4, "num_layers": 2, "ff_dim": 128, "dropout": 0.1, "n_predictions": N_PRED}
+DEFAULTS = {**TransformerSettings().model_dump(), "n_predictions": N_PRED}
+FOUR_HEADS = {**DEFAULTS, "num_heads": 4}
 
 
-class FullBlocks(TransformerForecaster):
-    """The baseline: every block over every step, the head on the last one."""
+class EarlierBlocks(TransformerForecaster):
+    """pdm-ray's earlier encoders: dropout on the attention weights; every block over every step
+    unless ``last_step_only`` (then the last block attends from the last step only)."""
+
+    last_step_only: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         drop = nn.Dropout(self.dropout, deterministic=not train)
         h = drop(nn.Dense(self.d_model, name="embed")(x) + sinusoidal_encoding(x.shape[1], self.d_model))
         for i in range(self.num_layers):
+            last = self.last_step_only and i == self.num_layers - 1
             a = nn.LayerNorm(name=f"ln_attn_{i}")(h)
             attention = nn.MultiHeadDotProductAttention(
                 num_heads=self.num_heads, dropout_rate=self.dropout, deterministic=not train, name=f"attn_{i}"
             )
-            h = h + drop(attention(a, a))
+            h = (h[:, -1:] if last else h) + drop(attention(a[:, -1:] if last else a, a))
             m = nn.gelu(nn.Dense(self.ff_dim, name=f"mlp_in_{i}")(nn.LayerNorm(name=f"ln_mlp_{i}")(h)))
             h = h + drop(nn.Dense(self.d_model, name=f"mlp_out_{i}")(m))
         return nn.Dense(self.n_predictions, name="head")(nn.LayerNorm(name="ln_final")(h)[:, -1])
@@ -59,8 +70,11 @@ def main() -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, L_S, N_FEATURES)).astype(np.float32)
     y = rng.standard_normal((BATCH, N_PRED)).astype(np.float32)
-    nets = {"pdm-ray (last step)": TransformerForecaster(**SHAPE), "full blocks": FullBlocks(**SHAPE)}
-    params = nets["pdm-ray (last step)"].init(jax.random.PRNGKey(0), x, train=False)["params"]
+    nets = {
+        "pdm-ray (defaults)": TransformerForecaster(**DEFAULTS),
+        "4 heads, attn dropout": EarlierBlocks(**FOUR_HEADS, last_step_only=True),
+        "full blocks": EarlierBlocks(**FOUR_HEADS),
+    }
     adam = optax.adam(1e-3)
 
     def make_step(net: nn.Module):
@@ -76,21 +90,26 @@ def main() -> None:
         return step
 
     steps = {name: make_step(net) for name, net in nets.items()}
-    outs = [net.apply({"params": params}, x, train=False) for net in nets.values()]
+    params = {name: net.init(jax.random.PRNGKey(0), x, train=False)["params"] for name, net in nets.items()}
+    same = params["4 heads, attn dropout"]
+    outs = [nets[name].apply({"params": same}, x, train=False) for name in ("4 heads, attn dropout", "full blocks")]
     times: dict[str, list[float]] = {name: [] for name in nets}
-    opt_state = adam.init(params)
+    opt_states = {name: adam.init(p) for name, p in params.items()}
     for rep in range(args.steps + 2):  # two warm-up steps each (compilation)
         for name, step in steps.items():
             t0 = time.perf_counter()
-            jax.block_until_ready(step(params, opt_state, jax.random.PRNGKey(rep)))
+            jax.block_until_ready(step(params[name], opt_states[name], jax.random.PRNGKey(rep)))
             if rep >= 2:
                 times[name].append(time.perf_counter() - t0)
     print(f"one core, one XLA thread; load average {os.getloadavg()[0]:.1f}")
-    print(f"max |forecast difference| on the same parameters: {float(jnp.max(jnp.abs(outs[0] - outs[1]))):.2e}")
+    diff = float(jnp.max(jnp.abs(outs[0] - outs[1])))
+    print(f"max |forecast difference|, last step only vs full blocks, same parameters: {diff:.2e}")
+    ours = statistics.median(times["pdm-ray (defaults)"])
     for name, t in times.items():
-        print(f"{name:22s} train step median {statistics.median(t) * 1e3:7.1f} ms, min {min(t) * 1e3:7.1f} ms")
-    ratio = statistics.median(times["pdm-ray (last step)"]) / statistics.median(times["full blocks"])
-    print(f"pdm-ray / full blocks (medians): x{ratio:.2f}")
+        print(
+            f"{name:22s} train step median {statistics.median(t) * 1e3:7.1f} ms, min {min(t) * 1e3:7.1f} ms, "
+            f"pdm-ray / this x{ours / statistics.median(t):.2f}"
+        )
 
 
 if __name__ == "__main__":
