@@ -5,8 +5,13 @@ weight the ensemble) of a ``pdm-ray benchmark`` or ``benchmarks/smap_full.py`` r
 and scores every channel with the given config (``pdm_ray.benchmark.detect_channel``), writes
 ``OUT/results.csv`` and ``OUT/summary.json``, and says how many channels' detections differ
 from the run's. With the run's own config it is a reproducibility check: nothing may differ.
+Given an ``lstm`` run and a ``transformer`` run (``--run`` twice), it scores their ensemble:
+the same forecasts ``--model ensemble`` would have made, since both runs train with one config
+and one seed.
 
     python benchmarks/smap_rescore.py --data ../shared/data/nasa_smap --run out/smap_cpu_lstm --out out/rescored
+    python benchmarks/smap_rescore.py --data ../shared/data/nasa_smap --run out/smap_cpu_lstm \
+        --run out/smap_cpu_transformer --out out/ensemble
 
 A threshold config compared this way on test labels is a test-set result: it says what a change
 does, and must not be used to choose the change.
@@ -32,23 +37,33 @@ from pdm_ray.data.channels import load_channel, load_labels
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
-    parser.add_argument("--run", required=True, help="output directory of a benchmark run")
+    parser.add_argument(
+        "--run",
+        required=True,
+        action="append",
+        help="output directory of a benchmark run; twice (an lstm and a transformer run) for their ensemble",
+    )
     parser.add_argument("--out", required=True)
     parser.add_argument("--config", default=None)
     args = parser.parse_args()
 
     settings = load_settings(args.config)
-    run = Path(args.run)
-    rows = pd.read_csv(run / "results.csv")
-    model = json.loads((run / "summary.json").read_text())["meta"]["model"]
+    runs = [Path(r) for r in args.run]
+    models = [json.loads((r / "summary.json").read_text())["meta"]["model"] for r in runs]
+    if len(runs) > 1 and sorted(models) != ["lstm", "transformer"]:
+        parser.error(f"two runs make an ensemble: an lstm and a transformer run, not {' and '.join(models)}")
+    model = models[0] if len(runs) == 1 else "ensemble"
+    rows = pd.concat([pd.read_csv(r / "results.csv") for r in runs], ignore_index=True)
+    chan_ids = set.intersection(*({p.stem for p in (r / "predictions").glob("*.npz")} for r in runs))
     labels = load_labels(args.data)
     start = time.perf_counter()
     results, differ = [], []
-    for path in sorted((run / "predictions").glob("*.npz")):
-        chan_id = path.stem
+    for chan_id in sorted(chan_ids):
         mine = rows[(rows["chan_id"] == chan_id) & (rows["model"] != "ensemble")]
-        with np.load(path) as saved:
-            predictions = {k: saved[k] for k in saved.files}
+        predictions = {}
+        for r in runs:
+            with np.load(r / "predictions" / f"{chan_id}.npz") as saved:
+                predictions.update({k: saved[k] for k in saved.files})
         rescored = detect_channel(
             load_channel(args.data, chan_id, labels),
             settings,
@@ -60,10 +75,10 @@ def main() -> None:
         results.extend(rescored)
         channel_rows = rows[rows["chan_id"] == chan_id]
         before = dict(zip(channel_rows["model"], channel_rows["anomaly_sequences"].map(json.loads), strict=True))
-        if any(before[r.model] != [list(s) for s in r.sequences] for r in rescored):
+        if any(r.model in before and before[r.model] != [list(s) for s in r.sequences] for r in rescored):
             differ.append(chan_id)
     meta = {
-        "run": str(run),
+        "runs": [str(r) for r in runs],
         "data": args.data,
         "model": model,
         "channels": len({r.chan_id for r in results}),
@@ -75,7 +90,7 @@ def main() -> None:
     out = write_results(results, args.out, meta)
     for name, s in json.loads((out / "summary.json").read_text())["models"].items():
         print(name, json.dumps(s["total"]))
-    print(f"{len(differ)} of {meta['channels']} channels differ from {run}: {', '.join(differ) or '-'}")
+    print(f"{len(differ)} of {meta['channels']} channels differ from {', '.join(args.run)}: {', '.join(differ) or '-'}")
 
 
 if __name__ == "__main__":
