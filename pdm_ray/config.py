@@ -150,8 +150,8 @@ class TransformerSettings(_Section):
     """Encoder-only transformer with sinusoidal positional encoding.
 
     Two heads, not four: the ``[B, heads, l_s, l_s]`` attention weights dominate a CPU train
-    step at ``l_s`` = 250, and two heads take 0.74x the time of four
-    (``benchmarks/transformer_step.py``).
+    step at ``l_s`` = 250 (BENCHMARKS.md, "Transformer train step": 308 ms against 416 ms on
+    one core).
     """
 
     d_model: int = Field(64, gt=0)
