@@ -1,11 +1,12 @@
 """Transformer train step: pdm-ray's encoder against its earlier forms and the textbook encoder.
 
-Three networks, with the benchmark job's shapes (batch 64, windows of 250 steps, 25 features,
+Four networks, with the benchmark job's shapes (batch 64, windows of 250 steps, 25 features,
 d_model 64, 2 layers, MLP 128, dropout 0.1, 10 outputs, Adam, MSE):
 
-- pdm-ray's ``TransformerForecaster`` with the config's defaults (2 heads, no dropout on the
-  attention weights, the last block computing only the last step's query);
-- the same with 4 heads and dropout on the attention weights (pdm-ray before 2026-11-27);
+- pdm-ray's ``TransformerForecaster`` with the config's defaults (tokens of 10 steps, 2 heads,
+  no dropout on the attention weights, the last block computing only the last token's query);
+- the same with one token per step (pdm-ray on 2026-11-27, before patches);
+- one token per step, 4 heads and dropout on the attention weights (before that);
 - the textbook encoder, every block over every step, 4 heads, attention dropout (before
   2026-11-26).
 
@@ -37,12 +38,14 @@ from pdm_ray.models.networks import TransformerForecaster, sinusoidal_encoding
 
 BATCH, L_S, N_FEATURES, N_PRED = 64, 250, 25, 10
 DEFAULTS = {**TransformerSettings().model_dump(), "n_predictions": N_PRED}
-FOUR_HEADS = {**DEFAULTS, "num_heads": 4}
+ONE_STEP_TOKENS = {**DEFAULTS, "patch_len": 1}
+FOUR_HEADS = {**ONE_STEP_TOKENS, "num_heads": 4}
 
 
 class EarlierBlocks(TransformerForecaster):
-    """pdm-ray's earlier encoders: dropout on the attention weights; every block over every step
-    unless ``last_step_only`` (then the last block attends from the last step only)."""
+    """pdm-ray's earlier encoders: one token per step, dropout on the attention weights; every
+    block over every step unless ``last_step_only`` (then the last block attends from the last
+    step only)."""
 
     last_step_only: bool = False
 
@@ -72,6 +75,7 @@ def main() -> None:
     y = rng.standard_normal((BATCH, N_PRED)).astype(np.float32)
     nets = {
         "pdm-ray (defaults)": TransformerForecaster(**DEFAULTS),
+        "one token per step": TransformerForecaster(**ONE_STEP_TOKENS),
         "4 heads, attn dropout": EarlierBlocks(**FOUR_HEADS, last_step_only=True),
         "full blocks": EarlierBlocks(**FOUR_HEADS),
     }

@@ -147,11 +147,11 @@ class LSTMSettings(_Section):
 
 
 class TransformerSettings(_Section):
-    """Encoder-only transformer with sinusoidal positional encoding.
+    """Encoder-only transformer over patches of ``patch_len`` steps, with sinusoidal positions.
 
-    Two heads, not four: the ``[B, heads, l_s, l_s]`` attention weights dominate a CPU train
-    step at ``l_s`` = 250 (BENCHMARKS.md, "Transformer train step": 308 ms against 416 ms on
-    one core).
+    Patches of 10 steps make a 250-step window 25 tokens (PatchTST, Nie et al. 2023). Two
+    heads, not four: with one token per step, the ``[B, heads, l_s, l_s]`` attention weights
+    dominate a CPU train step (BENCHMARKS.md, "Transformer train step").
     """
 
     d_model: int = Field(64, gt=0)
@@ -159,6 +159,7 @@ class TransformerSettings(_Section):
     num_layers: int = Field(2, gt=0)
     ff_dim: int = Field(128, gt=0)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    patch_len: int = Field(10, gt=0)
 
     @model_validator(mode="after")
     def _heads_divide_d_model(self) -> TransformerSettings:

@@ -3,7 +3,8 @@
 ``LSTMForecaster`` is the network of Hundman et al. (2018, arXiv:1802.04431): stacked LSTM
 layers (2 x 80 units), dropout 0.3 after each, and a dense head on the last hidden state.
 ``TransformerForecaster`` is an encoder-only alternative (Vaswani et al. 2017, pre-LN blocks
-as in Xiong et al. 2020) with the same inputs and outputs.
+as in Xiong et al. 2020) over patches of time steps (Nie et al. 2023, PatchTST) with the same
+inputs and outputs.
 """
 
 from __future__ import annotations
@@ -52,10 +53,27 @@ def sinusoidal_encoding(length: int, d_model: int) -> np.ndarray:
     return enc.astype(np.float32)
 
 
-class TransformerForecaster(nn.Module):
-    """Encoder-only Transformer: input projection + sinusoidal positions -> pre-LN blocks -> last step -> dense.
+def to_patches(x: jax.Array, patch_len: int) -> jax.Array:
+    """Windows ``[B, l_s, F]`` -> ``[B, ceil(l_s / patch_len), patch_len * F]`` tokens of consecutive steps.
 
-    The last time step reads the whole window through attention and sits right before the
+    When ``patch_len`` does not divide ``l_s``, the first step is repeated in front, so that no
+    step is dropped and the last token ends at the window's last step.
+    """
+    b, l_s, f = x.shape
+    pad = -l_s % patch_len
+    if pad:
+        x = jnp.concatenate([jnp.repeat(x[:, :1], pad, axis=1), x], axis=1)
+    return x.reshape(b, (l_s + pad) // patch_len, patch_len * f)
+
+
+class TransformerForecaster(nn.Module):
+    """Encoder-only Transformer: patch projection + sinusoidal positions -> pre-LN blocks -> last token -> dense.
+
+    Each token embeds ``patch_len`` consecutive steps, as in PatchTST (Nie et al. 2023): a
+    250-step window becomes 25 tokens instead of 250, which cuts the ``[tokens, tokens]``
+    attention and the per-token MLPs that dominate a CPU train step (BENCHMARKS.md,
+    "Transformer train step"), and each token carries local shape that one step lacks.
+    The last token reads the whole window through attention and ends right before the
     forecast horizon, so it is the pooled summary (as the LSTM's last hidden state is).
 
     Attributes:
@@ -67,6 +85,7 @@ class TransformerForecaster(nn.Module):
             al. (2017, section 5.4) put it. Not on the attention weights: a mask over every
             ``[B, heads, l_s, l_s]`` weight cost about 10% of a CPU train step.
         n_predictions: ``P``, outputs of the dense head.
+        patch_len: time steps per token; 1 gives one token per step.
     """
 
     d_model: int
@@ -75,15 +94,17 @@ class TransformerForecaster(nn.Module):
     ff_dim: int
     dropout: float
     n_predictions: int
+    patch_len: int = 1
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         """Forecast from windows ``x`` ``[B, l_s, F]``; returns ``[B, n_predictions]``."""
         deterministic = not train
-        h = nn.Dense(self.d_model, name="embed")(x) + sinusoidal_encoding(x.shape[1], self.d_model)
+        tokens = to_patches(x, self.patch_len)
+        h = nn.Dense(self.d_model, name="embed")(tokens) + sinusoidal_encoding(tokens.shape[1], self.d_model)
         h = nn.Dropout(self.dropout, deterministic=deterministic)(h)
         for i in range(self.num_layers):
-            # The head reads only the last step, so the last block computes only that step's
+            # The head reads only the last token, so the last block computes only that token's
             # query (against every key): the same forecasts, and on one CPU core a paper-sized
             # train step takes 0.6x the time (benchmarks/transformer_step.py).
             last = i == self.num_layers - 1
@@ -114,4 +135,5 @@ def build_network(spec: ModelSpec) -> LSTMForecaster | TransformerForecaster:
         ff_dim=t.ff_dim,
         dropout=t.dropout,
         n_predictions=spec.n_predictions,
+        patch_len=t.patch_len,
     )

@@ -11,7 +11,7 @@ import pytest
 from flax import linen as nn
 
 from pdm_ray.models import ModelSpec, build_network
-from pdm_ray.models.networks import LSTMForecaster, TransformerForecaster, sinusoidal_encoding
+from pdm_ray.models.networks import LSTMForecaster, TransformerForecaster, sinusoidal_encoding, to_patches
 
 
 @pytest.mark.parametrize(("kind", "cls"), [("lstm", LSTMForecaster), ("transformer", TransformerForecaster)])
@@ -56,6 +56,29 @@ def test_transformer_last_block_on_the_last_step_only_gives_the_full_encoders_fo
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, full_params)
     np.testing.assert_allclose(
         net.apply({"params": params}, x, train=False), full.apply({"params": params}, x, train=False), atol=2e-5
+    )
+
+
+def test_to_patches_hand_checked_with_the_first_step_repeated_in_front() -> None:
+    x = jnp.arange(2 * 5 * 2, dtype=jnp.float32).reshape(2, 5, 2)  # steps (0,1), (2,3), ..., (8,9)
+    tokens = to_patches(x, 2)
+    assert tokens.shape == (2, 3, 4)
+    np.testing.assert_array_equal(tokens[0], [[0, 1, 0, 1], [2, 3, 4, 5], [6, 7, 8, 9]])
+    np.testing.assert_array_equal(to_patches(x, 1), x)
+
+
+def test_patched_transformer_is_the_one_step_transformer_on_patch_tokens() -> None:
+    """A token of ``p`` steps is one input vector of ``p * F`` features, nothing more."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 30, 3))
+    dims = {"d_model": 16, "num_heads": 2, "num_layers": 2, "ff_dim": 32, "dropout": 0.1, "n_predictions": 3}
+    patched = TransformerForecaster(**dims, patch_len=4)
+    one_step = TransformerForecaster(**dims, patch_len=1)
+    params = patched.init(jax.random.PRNGKey(1), x, train=False)["params"]
+    assert params["embed"]["kernel"].shape == (4 * 3, 16)
+    np.testing.assert_allclose(
+        patched.apply({"params": params}, x, train=False),
+        one_step.apply({"params": params}, to_patches(x, 4), train=False),
+        atol=1e-6,
     )
 
 
