@@ -6,7 +6,8 @@ batched ``SensorModels`` deployment behind its proxy (and, in a second Ray, in i
 requests go straight to the ``Api`` replica's own port, ``serve.direct_ingress_port``, and each
 replica runs on one event loop, ``serve.one_event_loop``), the baseline (``serve_apps.local``)
 scores in the uvicorn process itself. Model (``--model``): the paper's LSTM (2 x 80 units,
-trained 2 epochs) or a small one (16 units, 1 epoch), ``l_s`` = 50, 10 predictions, on channel
+trained 2 epochs), a small one (16 units, 1 epoch) or the default Transformer (d_model 64,
+2 layers, tokens of 10 steps; 2 epochs), ``l_s`` = 50, 10 predictions, on channel
 0 of the sample channel T-1, registered in MLflow (SQLite in a temp dir) as production. Each
 request posts a 250-point window of T-1's test series (200 scored points); the threshold runs
 with the default settings.
@@ -16,7 +17,7 @@ process, each timed once its connection is open) it runs ``--rounds`` rounds aft
 warm-up and prints the medians over rounds of p50, p99 and throughput, then points/s
 through the bulk ``POST /v1/detect`` (16 windows per request, 4 clients). Usage::
 
-    JAX_PLATFORMS=cpu .venv/bin/python benchmarks/serve_load.py [--model paper|small] [--rounds 3]
+    JAX_PLATFORMS=cpu .venv/bin/python benchmarks/serve_load.py [--model paper|small|transformer] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -46,16 +47,17 @@ WINDOW = 250
 SENSOR = "T-1"
 
 
-MODELS = {"paper": ([80, 80], 2), "small": ([16], 1)}
+# --model: (network kind, LSTM layers, training epochs); the Transformer keeps the config's defaults.
+MODELS = {"paper": ("lstm", [80, 80], 2), "small": ("lstm", [16], 1), "transformer": ("transformer", [80, 80], 2)}
 
 
 def bench_settings(home: Path, model: str) -> Settings:
-    layers, epochs = MODELS[model]
+    kind, layers, epochs = MODELS[model]
     base = load_settings(env={}).model_dump(mode="json")
     base["home"] = str(home)
     base["windows"] = {"l_s": 50, "n_predictions": 10}
     base["lstm"] = {**base["lstm"], "layers": layers}
-    base["train"] = {**base["train"], "epochs": epochs}
+    base["train"] = {**base["train"], "model": kind, "epochs": epochs}
     base["serve"] = {**base["serve"], "version_ttl_s": 3600.0}
     return Settings.model_validate(base)
 
@@ -77,12 +79,12 @@ def prepare(home: Path, model_size: str) -> Settings:
     X, y = make_windows(normalizer.transform(series), settings.windows.l_s, settings.windows.n_predictions)
     start = time.perf_counter()
     model = train(ModelSpec.from_settings(settings, 1), settings.train, X, y)
-    print(f"trained {SENSOR} LSTM {settings.lstm.layers} in {time.perf_counter() - start:.1f}s", flush=True)
+    print(f"trained {SENSOR} {model_size} model in {time.perf_counter() - start:.1f}s", flush=True)
     model = replace(model, normalizer=normalizer.to_dict())
     tracking = connect_settings(settings)
     run_id = tracking.client.create_run(tracking.experiment_id, run_name="serve-load").info.run_id
     info = register_version(tracking, run_id, model, SENSOR)
-    tracking.client.set_registered_model_alias(model_name(SENSOR, "lstm"), PRODUCTION, info.version)
+    tracking.client.set_registered_model_alias(model_name(SENSOR, settings.train.model), PRODUCTION, info.version)
     return settings
 
 
@@ -235,7 +237,12 @@ def bench_serve(settings: Settings, rounds: int, requests: int, direct: bool = F
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(MODELS), default="paper", help="paper: LSTM 2x80; small: LSTM 16")
+    parser.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        default="paper",
+        help="paper: LSTM 2x80; small: LSTM 16; transformer: the default one",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=400, help="requests per round at 16 clients")
     parser.add_argument("--baseline-server", metavar="HOME", help=argparse.SUPPRESS)
@@ -257,8 +264,7 @@ def main() -> None:
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
-    layers = MODELS[args.model][0]
-    print(f"\nmedians over {args.rounds} rounds; LSTM {layers}; {WINDOW}-point windows, l_s=50 (200 scored each)")
+    print(f"\nmedians over {args.rounds} rounds; {args.model} model; {WINDOW}-point windows, l_s=50 (200 scored each)")
     print(f"{'case':42} {'server':8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'points/s':>10}")
     for label in plain:
         points = WINDOW * (16 if label.startswith("bulk") else 1)

@@ -264,7 +264,17 @@ class TrackingSettings(_Section):
 SWEEP_PARAMETERS: dict[str, frozenset[str]] = {
     "lstm": frozenset({"learning_rate", "batch_size", "epochs", "layers", "units", "dropout"}),
     "transformer": frozenset(
-        {"learning_rate", "batch_size", "epochs", "d_model", "num_heads", "num_layers", "ff_dim", "dropout"}
+        {
+            "learning_rate",
+            "batch_size",
+            "epochs",
+            "d_model",
+            "num_heads",
+            "num_layers",
+            "ff_dim",
+            "dropout",
+            "patch_len",
+        }
     ),
 }
 

@@ -17,7 +17,7 @@ from pdm_ray.config import SearchDimension, Settings, SweepSettings
 from pdm_ray.errors import ConfigError
 
 _TRAIN_KEYS = ("learning_rate", "batch_size", "epochs")
-_TRANSFORMER_KEYS = ("d_model", "num_heads", "num_layers", "ff_dim", "dropout")
+_TRANSFORMER_KEYS = ("d_model", "num_heads", "num_layers", "ff_dim", "dropout", "patch_len")
 
 
 def to_tune(dim: SearchDimension) -> Any:

@@ -54,8 +54,11 @@ def test_trial_settings_fold_samples_into_sections() -> None:
     assert lstm.lstm.dropout == base.lstm.dropout and lstm.train.model == "lstm"
     only_units = trial_settings(base, "lstm", {"units": 40})
     assert only_units.lstm.layers == [40] * len(base.lstm.layers)
-    tr = trial_settings(base, "transformer", {"d_model": 32, "num_heads": 2, "dropout": 0.0, "epochs": 3})
+    tr = trial_settings(
+        base, "transformer", {"d_model": 32, "num_heads": 2, "dropout": 0.0, "epochs": 3, "patch_len": 5}
+    )
     assert (tr.transformer.d_model, tr.transformer.num_heads, tr.transformer.dropout) == (32, 2, 0.0)
+    assert tr.transformer.patch_len == 5
     assert tr.train.epochs == 3 and tr.train.model == "transformer"
 
 
