@@ -4,7 +4,7 @@
 layers (2 x 80 units), dropout 0.3 after each, and a dense head on the last hidden state.
 ``TransformerForecaster`` is an encoder-only alternative (Vaswani et al. 2017, pre-LN blocks
 as in Xiong et al. 2020) over patches of time steps (Nie et al. 2023, PatchTST) with the same
-inputs and outputs.
+inputs and outputs. ``SeedEnsemble`` averages several copies of either.
 """
 
 from __future__ import annotations
@@ -121,8 +121,55 @@ class TransformerForecaster(nn.Module):
         return nn.Dense(self.n_predictions, name="head")(h[:, -1])
 
 
-def build_network(spec: ModelSpec) -> LSTMForecaster | TransformerForecaster:
-    """The Linen module ``spec`` describes (hashable, so jitted functions can take it as static)."""
+class _Member(nn.Module):
+    """One member of a ``SeedEnsemble``: ``network`` with ``train`` fixed, so ``nn.vmap`` maps only ``x``."""
+
+    network: nn.Module
+    train: bool
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.network(x, train=self.train)
+
+
+class SeedEnsemble(nn.Module):
+    """``members`` copies of ``network``, each with its own initial params and dropout masks.
+
+    Params are the network's with a leading ``[members]`` axis (one ``nn.vmap``), so the
+    members train in one jitted step and save as one msgpack file. In training the output is
+    every member's forecast ``[members, B, P]``, so the loss fits each member to the targets
+    on its own (``pdm_ray.models.training``); otherwise it is their mean ``[B, P]``.
+    """
+
+    network: nn.Module
+    members: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        """Forecast from windows ``x`` ``[B, l_s, F]``."""
+        stacked = nn.vmap(
+            _Member,
+            variable_axes={"params": 0},
+            split_rngs={"params": True, "dropout": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.members,
+        )
+        out = stacked(self.network, train)(x)
+        return out if train else jnp.mean(out, axis=0)
+
+
+def build_network(spec: ModelSpec) -> nn.Module:
+    """The Linen module ``spec`` describes (hashable, so jitted functions can take it as static).
+
+    An ``LSTMForecaster`` or ``TransformerForecaster``, inside a ``SeedEnsemble`` when the
+    settings ask for more than one member.
+    """
+    net = _single_network(spec)
+    members = spec.lstm.members if spec.kind == "lstm" else spec.transformer.members
+    return SeedEnsemble(net, members) if members > 1 else net
+
+
+def _single_network(spec: ModelSpec) -> LSTMForecaster | TransformerForecaster:
     if spec.kind == "lstm":
         return LSTMForecaster(
             layers=tuple(spec.lstm.layers), dropout=spec.lstm.dropout, n_predictions=spec.n_predictions

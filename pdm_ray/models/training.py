@@ -169,8 +169,14 @@ def create_train_state(spec: ModelSpec, learning_rate: float, rng: jax.Array) ->
 
 
 def _weighted_mse(pred: jax.Array, y: jax.Array, w: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Sum over windows of ``w * mean_p (pred - y)^2`` and the sum of ``w``."""
+    """Sum over windows of ``w * mean_p (pred - y)^2`` and the sum of ``w``.
+
+    ``pred`` ``[members, B, P]`` (a ``SeedEnsemble`` in training) averages the members'
+    errors, not the error of their mean: each member is fit to the targets on its own.
+    """
     per_window = jnp.mean(jnp.square(pred - y), axis=-1)
+    if per_window.ndim == 2:
+        per_window = jnp.mean(per_window, axis=0)
     return jnp.sum(w * per_window), jnp.sum(w)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
@@ -10,11 +11,18 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
+from pdm_ray.config import TransformerSettings
 from pdm_ray.models import ModelSpec, build_network
-from pdm_ray.models.networks import LSTMForecaster, TransformerForecaster, sinusoidal_encoding, to_patches
+from pdm_ray.models.networks import (
+    LSTMForecaster,
+    SeedEnsemble,
+    TransformerForecaster,
+    sinusoidal_encoding,
+    to_patches,
+)
 
 
-@pytest.mark.parametrize(("kind", "cls"), [("lstm", LSTMForecaster), ("transformer", TransformerForecaster)])
+@pytest.mark.parametrize(("kind", "cls"), [("lstm", LSTMForecaster), ("transformer", SeedEnsemble)])
 def test_shapes_and_dropout(kind: str, cls: type, small_spec: Callable[[str], ModelSpec]) -> None:
     spec = small_spec(kind)
     net = build_network(spec)
@@ -80,6 +88,31 @@ def test_patched_transformer_is_the_one_step_transformer_on_patch_tokens() -> No
         one_step.apply({"params": params}, to_patches(x, 4), train=False),
         atol=1e-6,
     )
+
+
+def test_members_follow_settings(small_spec: Callable[[str], ModelSpec]) -> None:
+    spec = small_spec("transformer")
+    assert isinstance(build_network(replace(spec, transformer=TransformerSettings(members=1))), TransformerForecaster)
+    ensemble = build_network(replace(spec, transformer=TransformerSettings(members=4)))
+    assert isinstance(ensemble, SeedEnsemble) and ensemble.members == 4
+
+
+def test_seed_ensemble_averages_its_members_and_trains_each_on_its_own() -> None:
+    single = TransformerForecaster(d_model=16, num_heads=2, num_layers=1, ff_dim=32, dropout=0.1, n_predictions=3)
+    net = SeedEnsemble(single, 3)
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 20, 2))
+    params = net.init(jax.random.PRNGKey(1), x, train=False)["params"]
+    # One network's params with a leading [members] axis, each member initialised apart.
+    one = single.init(jax.random.PRNGKey(1), x, train=False)["params"]
+    assert jax.tree.map(jnp.shape, params["network"]) == jax.tree.map(lambda a: (3, *a.shape), one)
+    kernels = params["network"]["embed"]["kernel"]
+    assert not np.allclose(kernels[0], kernels[1])
+    member_forecasts = [
+        single.apply({"params": jax.tree.map(lambda a, i=i: a[i], params["network"])}, x, train=False) for i in range(3)
+    ]
+    np.testing.assert_allclose(net.apply({"params": params}, x, train=False), np.mean(member_forecasts, 0), atol=1e-6)
+    trained = net.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.PRNGKey(2)})
+    assert trained.shape == (3, 4, 3)
 
 
 def test_lstm_layers_follow_settings(small_spec: Callable[[str], ModelSpec]) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pdm_ray.config import TrainSettings
 from pdm_ray.errors import DataError, InsufficientDataError
 from pdm_ray.models import EpochMetrics, ModelSpec, TrainedModel, train, train_step
-from pdm_ray.models.training import create_train_state, eval_step, padded_batches, persistence_mse
+from pdm_ray.models.training import _weighted_mse, create_train_state, eval_step, padded_batches, persistence_mse
 
 Windows = tuple[np.ndarray, np.ndarray]
 
@@ -86,6 +86,15 @@ def test_persistence_mse_hand_computed() -> None:
     y = np.array([[1.0, 3.0], [0.0, 2.0]], np.float32)
     # errors: [0, 2] and [-2, 0] -> mean of squares = 8 / 4
     assert persistence_mse(x, y) == pytest.approx(2.0)
+
+
+def test_members_loss_is_the_mean_of_their_own_losses_not_the_loss_of_their_mean() -> None:
+    y = jnp.zeros((2, 1))
+    w = jnp.array([1.0, 0.0])  # the second window is padding
+    members = jnp.array([[[1.0], [9.0]], [[-1.0], [9.0]]])  # [members=2, B=2, P=1]
+    total, weight = _weighted_mse(members, y, w)
+    assert (float(total), float(weight)) == (1.0, 1.0)  # mean of 1 and 1; the members' mean (0) would give 0
+    assert float(_weighted_mse(members[0], y, w)[0]) == 1.0
 
 
 @pytest.mark.parametrize("kind", ["lstm", "transformer"])
