@@ -11,10 +11,12 @@ d_model 64, 2 layers, MLP 128, dropout 0.1, 10 outputs, Adam, MSE):
 - the textbook encoder, every block over every step, 4 heads, attention dropout (before
   2026-11-26).
 
-All run in one process, one core and one XLA thread (as one benchmark task gets), alternating
-step by step. Prints medians (and minima) in ms, and the largest forecast difference between
-the last-step and the full encoder on the same parameters. Run:
-``.venv/bin/python benchmarks/transformer_step.py [--steps 15]``.
+All run in one process, one core and one XLA thread (as one benchmark task gets). Each round
+runs every network for ``--steps`` consecutive steps, as training does (alternating single
+steps with the 700 ms networks slowed the 13 ms ones 2-4x, their data evicted from the caches
+in between). Prints medians (and minima) over all rounds in ms, and the largest forecast
+difference between the last-step and the full encoder on the same parameters. Run:
+``.venv/bin/python benchmarks/transformer_step.py [--steps 10] [--rounds 3]``.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ class EarlierBlocks(TransformerForecaster):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=15, help="timed train steps per side")
+    parser.add_argument("--steps", type=int, default=10, help="timed consecutive train steps per network and round")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     rng = np.random.default_rng(0)
@@ -102,11 +105,14 @@ def main() -> None:
     outs = [nets[name].apply({"params": same}, x, train=False) for name in ("4 heads, attn dropout", "full blocks")]
     times: dict[str, list[float]] = {name: [] for name in nets}
     opt_states = {name: adam.init(p) for name, p in params.items()}
-    for rep in range(args.steps + 2):  # two warm-up steps each (compilation)
+    for name, step in steps.items():  # compile
+        jax.block_until_ready(step(params[name], opt_states[name], jax.random.PRNGKey(0)))
+    for _ in range(args.rounds):
         for name, step in steps.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(step(params[name], opt_states[name], jax.random.PRNGKey(rep)))
-            if rep >= 2:
+            jax.block_until_ready(step(params[name], opt_states[name], jax.random.PRNGKey(0)))  # warm the caches
+            for rep in range(args.steps):
+                t0 = time.perf_counter()
+                jax.block_until_ready(step(params[name], opt_states[name], jax.random.PRNGKey(rep)))
                 times[name].append(time.perf_counter() - t0)
     print(f"one core, one XLA thread; load average {os.getloadavg()[0]:.1f}")
     diff = float(jnp.max(jnp.abs(outs[0] - outs[1])))
