@@ -13,6 +13,9 @@ from pdm_ray.errors import ConfigError, DataError
 ModelKind = Literal["lstm", "transformer"]
 MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
 _SPEC_KEYS = ("kind", "n_features", "l_s", "n_predictions", "lstm", "transformer")
+# Network fields added after models were first saved: a saved spec without one describes the
+# network of that time (one token per step, one member), not today's default.
+_ABSENT_MEANS = {"lstm": {"members": 1}, "transformer": {"patch_len": 1, "members": 1}}
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,10 @@ class ModelSpec:
         sections: dict[str, Any] = {}
         for name, section in (("lstm", LSTMSettings), ("transformer", TransformerSettings)):
             try:
-                sections[name] = section.model_validate(data[name])
+                saved = data[name]
+                if isinstance(saved, dict):
+                    saved = {**_ABSENT_MEANS[name], **saved}
+                sections[name] = section.model_validate(saved)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 field = ".".join(str(p) for p in (name, *first["loc"]))

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from flax import serialization
 
+from pdm_ray.config import TrainSettings
 from pdm_ray.errors import DataError, ModelNotTrainedError
-from pdm_ray.models import ModelSpec, TrainedModel, load_model, predict, save_model
+from pdm_ray.models import ModelSpec, TrainedModel, load_model, predict, save_model, train
 from pdm_ray.models.persistence import MODEL_FILE, PARAMS_FILE
 
 Windows = tuple[np.ndarray, np.ndarray]
@@ -74,6 +75,23 @@ def test_params_that_do_not_fit_the_spec(
     (tmp_path / PARAMS_FILE).write_bytes(serialization.msgpack_serialize({"x": np.zeros(3)}))
     with pytest.raises(DataError, match="do not match"):
         load_model(tmp_path)
+
+
+def test_a_transformer_saved_before_patches_and_members_loads_as_it_was_saved(
+    tmp_path: Path, windows: Windows, small_spec: Callable[[str], ModelSpec]
+) -> None:
+    x, y = windows
+    spec = small_spec("transformer")
+    then = dataclasses.replace(spec, transformer=spec.transformer.model_copy(update={"patch_len": 1, "members": 1}))
+    model = train(then, TrainSettings(epochs=1, batch_size=32, seed=0), x, y)
+    save_model(model, tmp_path)
+    doc = json.loads((tmp_path / MODEL_FILE).read_text())
+    for key in ("patch_len", "members"):  # the keys such a model.json lacks
+        del doc["spec"]["transformer"][key]
+    (tmp_path / MODEL_FILE).write_text(json.dumps(doc))
+    loaded = load_model(tmp_path)
+    assert loaded.spec == then
+    np.testing.assert_array_equal(predict(loaded, x[:8]), predict(model, x[:8]))
 
 
 def test_save_refuses_untrained_and_unserializable(tmp_path: Path, trained_lstm: TrainedModel) -> None:
