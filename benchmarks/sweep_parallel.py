@@ -17,14 +17,19 @@ perfect split of the sequential time (``(sweep wall - sequential / concurrent) /
 concurrent)``). ``--concurrent 1`` isolates the overhead from CPU contention. Medians over
 ``--repeats`` (default 1: one repeat takes minutes on 2 cores).
 
+``--space shipped`` samples the shipped LSTM sweep space (``configs/sweeps/lstm.yaml``: learning
+rate, 1-2 layers of 40/80/120 units, dropout, batch 32/64/128) in place of the small default one
+(16/32 units), so that trainings are as long as a user's; use it with ``--l-s 250``.
+
 Usage: .venv/bin/python benchmarks/sweep_parallel.py [--epochs 4] [--l-s 100] [--concurrent 2]
-       [--single-thread-baseline] [--pin-baseline] [--repeats 1]
+       [--space small|shipped] [--single-thread-baseline] [--pin-baseline [--pinned-only]] [--repeats 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import multiprocessing
 import os
 import statistics
@@ -33,6 +38,7 @@ import time
 from pathlib import Path
 
 import ray
+import yaml
 from mlflow.tracking import MlflowClient
 
 from pdm_ray.config import DEFAULT_CONFIG, Settings
@@ -46,12 +52,13 @@ from tuning.sweep import run_sweep
 
 CHANNELS = ["A-2", "A-5", "A-6", "T-1"]
 DATA = DEFAULT_CONFIG.parent.parent / "data" / "sample"
-SEARCH_SPACE = {
+SMALL_SPACE = {
     "learning_rate": {"loguniform": [1e-3, 1e-2]},
     "units": {"choice": [16, 32]},
     "layers": {"choice": [1, 2]},
 }
-_PARAM_TYPES = {"learning_rate": float, "units": int, "layers": int}
+SHIPPED_SWEEP = DEFAULT_CONFIG.parent / "sweeps" / "lstm.yaml"
+_PARAM_TYPES = {"learning_rate": float, "units": int, "layers": int, "dropout": float, "batch_size": int}
 Trials = list[tuple[str, dict[str, object], float]]  # (channel, sampled config, trial seconds)
 
 
@@ -66,19 +73,29 @@ def _settings(home: Path, epochs: int, l_s: int, concurrent: int) -> Settings:
     )
 
 
-def _sweep(settings: Settings) -> tuple[float, float, float, Trials]:
+def _search_space(name: str) -> dict[str, object]:
+    if name == "small":
+        return SMALL_SPACE
+    return yaml.safe_load(SHIPPED_SWEEP.read_text())["sweep"]["search_space"]
+
+
+def _sweep(settings: Settings, search_space: dict[str, object]) -> tuple[float, float, float, Trials]:
     """Run the sweep; return its wall time, the driver's CPU time, ``Tuner.fit``'s wall time and
     (channel, config, trial seconds) per trial."""
-    start, cpu_start = time.perf_counter(), time.process_time()
-    result = run_sweep(CHANNELS, settings=settings, data_dir=DATA, search_space=SEARCH_SPACE)
+    start, cpu_start, epoch_start = time.perf_counter(), time.process_time(), time.time()
+    result = run_sweep(CHANNELS, settings=settings, data_dir=DATA, search_space=search_space)
     wall, driver_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     client = MlflowClient(result.tracking_uri)
     exp = client.get_experiment_by_name(settings.tracking.experiment)
     runs = client.search_runs([exp.experiment_id], f"tags.`{PARENT_RUN_TAG}` = '{result.parent_run_id}'")
     trials = []
     for run in runs:
-        config = {k: cast(run.data.params[k]) for k, cast in _PARAM_TYPES.items()}
+        config = {k: cast(run.data.params[k]) for k, cast in _PARAM_TYPES.items() if k in run.data.params}
         trials.append((run.data.tags["pdm.channel"], config, run.data.metrics["time_total_s"]))
+    print("trial timeline (s from the sweep's start: MLflow run start, end; Tune's time_total_s):")
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        begin, end = (t / 1000 - epoch_start for t in (run.info.start_time, run.info.end_time))
+        print(f"  {run.data.tags['pdm.channel']:4s} {begin:7.1f} {end:7.1f}  {run.data.metrics['time_total_s']:6.1f}")
     return wall, driver_cpu, result.wall_seconds, trials
 
 
@@ -108,7 +125,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--l-s", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--space", choices=["small", "shipped"], default="small", help="search space to sample")
     parser.add_argument("--pin-baseline", action="store_true", help="add a baseline pinned to one core")
+    parser.add_argument(
+        "--pinned-only", action="store_true", help="with --pin-baseline: skip the unpinned baseline (saves its time)"
+    )
     parser.add_argument("--concurrent", type=int, default=2, help="max_concurrent_trials (1 isolates overhead)")
     parser.add_argument(
         "--single-thread-baseline",
@@ -127,8 +148,8 @@ def main() -> None:
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:
                 settings = _settings(Path(tmp), args.epochs, args.l_s, args.concurrent)
-                sweep_wall, driver_cpu, fit_wall, trials = _sweep(settings)
-                seq_wall, seq_times = _sequential(settings, trials)
+                sweep_wall, driver_cpu, fit_wall, trials = _sweep(settings, _search_space(args.space))
+                seq_wall, seq_times = (math.nan, [math.nan]) if args.pinned_only else _sequential(settings, trials)
                 if args.pin_baseline:  # a spawned child: XLA's threads start after the pin
                     with multiprocessing.get_context("spawn").Pool(1) as pool:
                         pinned_wall, pinned_times = pool.apply(_pinned_sequential, (settings.model_dump_json(), trials))
@@ -158,7 +179,7 @@ def main() -> None:
     threads += " (and a second one pinned to one core)" if args.pin_baseline else ""
     print(
         f"sweep_parallel: {len(CHANNELS)} channels x 4 trials, {args.concurrent} concurrent, {args.epochs} epochs, "
-        f"l_s={args.l_s}; baseline with {threads}; "
+        f"l_s={args.l_s}, {args.space} space; baseline with {threads}; "
         f"load average before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f}"
     )
     for key, values in rows.items():

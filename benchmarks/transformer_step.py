@@ -3,9 +3,11 @@
 Five networks, with the benchmark job's shapes (batch 64, windows of 250 steps, 25 features,
 d_model 64, 2 layers, MLP 128, dropout 0.1, 10 outputs, Adam, MSE):
 
-- pdm-ray's default: a ``SeedEnsemble`` of 3 of the network below, trained in one step;
 - one ``TransformerForecaster`` with the config's defaults (tokens of 10 steps, 2 heads,
-  no dropout on the attention weights, the last block computing only the last token's query);
+  no dropout on the attention weights, the last block computing only the last token's query):
+  pdm-ray's default trains 3 of these apart, one after another, so an epoch costs 3 of its steps;
+- a ``SeedEnsemble`` of 3 of them in one vmapped step (how the members trained before
+  2026-11-27 noon);
 - the same with one token per step (pdm-ray on 2026-11-27, before patches);
 - one token per step, 4 heads and dropout on the attention weights (before that);
 - the textbook encoder, every block over every step, 4 heads, attention dropout (before
@@ -79,8 +81,8 @@ def main() -> None:
     x = rng.standard_normal((BATCH, L_S, N_FEATURES)).astype(np.float32)
     y = rng.standard_normal((BATCH, N_PRED)).astype(np.float32)
     nets = {
-        f"pdm-ray ({MEMBERS} members)": SeedEnsemble(TransformerForecaster(**DEFAULTS), MEMBERS),
         "one member": TransformerForecaster(**DEFAULTS),
+        f"{MEMBERS} members, vmapped": SeedEnsemble(TransformerForecaster(**DEFAULTS), MEMBERS),
         "one token per step": TransformerForecaster(**ONE_STEP_TOKENS),
         "4 heads, attn dropout": EarlierBlocks(**FOUR_HEADS, last_step_only=True),
         "full blocks": EarlierBlocks(**FOUR_HEADS),

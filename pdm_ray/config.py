@@ -154,11 +154,11 @@ class TransformerSettings(_Section):
     heads, not four: with one token per step, the ``[B, heads, l_s, l_s]`` attention weights
     dominate a CPU train step (BENCHMARKS.md, "Transformer train step").
 
-    ``members`` networks from different initial parameters are trained side by side and
-    their forecasts averaged (a deep ensemble, Lakshminarayanan et al. 2017): the average's
-    squared error is never above the members' mean (Jensen), and seeds alone moved a single
-    Transformer's SMAP F1 by 0.06 (BENCHMARKS.md). Three cost about a third of the LSTM's
-    training time; the LSTM keeps one, as in the paper.
+    ``members`` networks, each trained on its own (initial parameters, dropout, batch order,
+    early stopping), and their forecasts averaged (a deep ensemble, Lakshminarayanan et al.
+    2017): the average's squared error is never above the members' mean (Jensen), and seeds
+    alone moved a single Transformer's SMAP F1 by 0.06 (BENCHMARKS.md). Three cost about a
+    fifth of the LSTM's training time; the LSTM keeps one, as in the paper.
     """
 
     d_model: int = Field(64, gt=0)

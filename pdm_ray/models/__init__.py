@@ -4,7 +4,7 @@ from pdm_ray.models.networks import LSTMForecaster, SeedEnsemble, TransformerFor
 from pdm_ray.models.persistence import load_model, save_model
 from pdm_ray.models.prediction import predict, predict_series
 from pdm_ray.models.spec import ModelSpec
-from pdm_ray.models.training import EpochMetrics, TrainedModel, eval_step, train, train_step
+from pdm_ray.models.training import EpochMetrics, TrainedModel, train, train_step
 
 __all__ = [
     "EpochMetrics",
@@ -14,7 +14,6 @@ __all__ = [
     "TrainedModel",
     "TransformerForecaster",
     "build_network",
-    "eval_step",
     "load_model",
     "predict",
     "predict_series",

@@ -132,12 +132,11 @@ class _Member(nn.Module):
 
 
 class SeedEnsemble(nn.Module):
-    """``members`` copies of ``network``, each with its own initial params and dropout masks.
+    """The mean forecast ``[B, P]`` of ``members`` copies of ``network``.
 
     Params are the network's with a leading ``[members]`` axis (one ``nn.vmap``), so the
-    members train in one jitted step and save as one msgpack file. In training the output is
-    every member's forecast ``[members, B, P]``, so the loss fits each member to the targets
-    on its own (``pdm_ray.models.training``); otherwise it is their mean ``[B, P]``.
+    members forecast in one jitted pass and save as one msgpack file. The members are
+    trained apart, each as a plain ``network`` (``pdm_ray.models.training``), and stacked.
     """
 
     network: nn.Module
@@ -154,8 +153,7 @@ class SeedEnsemble(nn.Module):
             out_axes=0,
             axis_size=self.members,
         )
-        out = stacked(self.network, train)(x)
-        return out if train else jnp.mean(out, axis=0)
+        return jnp.mean(stacked(self.network, train)(x), axis=0)
 
 
 def build_network(spec: ModelSpec) -> nn.Module:
@@ -164,12 +162,13 @@ def build_network(spec: ModelSpec) -> nn.Module:
     An ``LSTMForecaster`` or ``TransformerForecaster``, inside a ``SeedEnsemble`` when the
     settings ask for more than one member.
     """
-    net = _single_network(spec)
+    net = member_network(spec)
     members = spec.lstm.members if spec.kind == "lstm" else spec.transformer.members
     return SeedEnsemble(net, members) if members > 1 else net
 
 
-def _single_network(spec: ModelSpec) -> LSTMForecaster | TransformerForecaster:
+def member_network(spec: ModelSpec) -> LSTMForecaster | TransformerForecaster:
+    """One network of ``spec``: the whole model, or one member of its ``SeedEnsemble``."""
     if spec.kind == "lstm":
         return LSTMForecaster(
             layers=tuple(spec.lstm.layers), dropout=spec.lstm.dropout, n_predictions=spec.n_predictions

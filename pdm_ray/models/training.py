@@ -1,4 +1,4 @@
-"""Training the forecasters: jitted ``train_step`` / ``eval_step`` and the epoch loop with early stopping.
+"""Training the forecasters: a jitted ``train_step`` and the epoch loop with early stopping.
 
 Follows Hundman et al. (2018, arXiv:1802.04431): MSE on the next ``n_predictions`` values of
 channel 0, Adam, the last ``validation_split`` of the windows held out (time order) and early
@@ -26,7 +26,7 @@ from flax import struct
 
 from pdm_ray.config import TrainSettings
 from pdm_ray.errors import DataError, InsufficientDataError
-from pdm_ray.models.networks import build_network
+from pdm_ray.models.networks import member_network
 from pdm_ray.models.spec import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class TrainState(struct.PyTreeNode):
     """Parameters and Adam state (learning rate included) of one training run, passed through the jitted steps.
 
     ``net`` is static and compared by value, so every run with the same network shape reuses
-    one compiled ``train_step`` / ``eval_step``, whatever its learning rate.
+    one compiled ``train_step``, whatever its learning rate.
     """
 
     step: jax.Array
@@ -157,8 +157,11 @@ def _init_params(net: nn.Module, rng: jax.Array, dummy: jax.Array) -> Any:
 
 
 def create_train_state(spec: ModelSpec, learning_rate: float, rng: jax.Array) -> TrainState:
-    """Fresh params for ``spec`` (initialised from ``rng``) with a fresh Adam state at ``learning_rate``."""
-    net = build_network(spec)
+    """Fresh params for one network of ``spec`` (initialised from ``rng``) with a fresh Adam state at ``learning_rate``.
+
+    One network: a ``SeedEnsemble``'s members each get a state of their own (``train``).
+    """
+    net = member_network(spec)
     params = _init_params(net, rng, jnp.zeros((1, spec.l_s, spec.n_features), jnp.float32))
     return TrainState(
         step=jnp.zeros((), jnp.int32),
@@ -169,14 +172,8 @@ def create_train_state(spec: ModelSpec, learning_rate: float, rng: jax.Array) ->
 
 
 def _weighted_mse(pred: jax.Array, y: jax.Array, w: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Sum over windows of ``w * mean_p (pred - y)^2`` and the sum of ``w``.
-
-    ``pred`` ``[members, B, P]`` (a ``SeedEnsemble`` in training) averages the members'
-    errors, not the error of their mean: each member is fit to the targets on its own.
-    """
+    """Sum over windows of ``w * mean_p (pred - y)^2`` and the sum of ``w``."""
     per_window = jnp.mean(jnp.square(pred - y), axis=-1)
-    if per_window.ndim == 2:
-        per_window = jnp.mean(per_window, axis=0)
     return jnp.sum(w * per_window), jnp.sum(w)
 
 
@@ -203,11 +200,8 @@ def train_step(state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainSt
 
 
 @jax.jit
-def eval_step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
-    """Summed squared error of ``batch`` without dropout: ``{"sse": ..., "weight": ...}``."""
-    pred = state.net.apply({"params": state.params}, batch["x"], train=False)
-    sse, weight = _weighted_mse(pred, batch["y"], batch["w"])
-    return {"sse": sse, "weight": weight}
+def _forecast_step(state: TrainState, x: jax.Array) -> jax.Array:
+    return state.net.apply({"params": state.params}, x, train=False)
 
 
 def padded_batches(
@@ -230,14 +224,63 @@ def padded_batches(
     return out
 
 
-def _evaluate(state: TrainState, x: npt.NDArray[np.float32], y: npt.NDArray[np.float32]) -> float:
+def _forecast(state: TrainState, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """One network's forecasts ``[N, P]`` for windows ``x``, in padded batches of one size."""
     size = min(EVAL_BATCH, 1 << (len(x) - 1).bit_length())
-    sse, weight = 0.0, 0.0
-    for idx, w in padded_batches(len(x), size):
-        m = eval_step(state, {"x": x[idx], "y": y[idx], "w": w})
-        sse += float(m["sse"])
-        weight += float(m["weight"])
-    return sse / weight
+    out = [_forecast_step(state, x[idx]) for idx, _ in padded_batches(len(x), size)]
+    return np.concatenate([np.asarray(o) for o in out])[: len(x)]
+
+
+def _mse(pred: npt.NDArray[np.float32], y: npt.NDArray[np.float32]) -> float:
+    return float(np.mean(np.square(pred - y), dtype=np.float64))
+
+
+class _Member:
+    """One network in training: its state, randomness, best epoch so far and early-stopping count.
+
+    Member 0 draws from ``seed`` exactly as a lone network does, so one member trains the same
+    model as before members existed; member ``k`` draws from ``(seed, k)``.
+    """
+
+    def __init__(self, spec: ModelSpec, train_cfg: TrainSettings, k: int) -> None:
+        key = jax.random.PRNGKey(train_cfg.seed)
+        init_rng, self.dropout_rng = jax.random.split(key if k == 0 else jax.random.fold_in(key, k))
+        self.state = create_train_state(spec, train_cfg.learning_rate, init_rng)
+        self.shuffler = np.random.default_rng(train_cfg.seed if k == 0 else (train_cfg.seed, k))
+        self.best_params: Any = None
+        self.best_val = math.inf
+        self.pred: npt.NDArray[np.float32] | None = None  # validation forecasts: this epoch's and the kept params'
+        self.best_pred: npt.NDArray[np.float32] | None = None
+        self.since_best = 0
+        self.active = True
+
+    def run_epoch(self, x_tr: npt.NDArray[np.float32], y_tr: npt.NDArray[np.float32], batch_size: int) -> float:
+        """One pass over the shuffled training windows; returns the epoch's mean training MSE."""
+        step_metrics = []
+        for idx, w in padded_batches(len(x_tr), batch_size, self.shuffler.permutation(len(x_tr))):
+            self.state, m = train_step(self.state, {"x": x_tr[idx], "y": y_tr[idx], "w": w}, self.dropout_rng)
+            step_metrics.append(m)  # stays on device: no sync per step
+        losses = np.array([(float(m["loss"]), float(m["weight"])) for m in jax.device_get(step_metrics)])
+        return float(np.sum(losses[:, 0] * losses[:, 1]) / np.sum(losses[:, 1]))
+
+    def validate(self, x_val: npt.NDArray[np.float32], y_val: npt.NDArray[np.float32], cfg: TrainSettings) -> bool:
+        """Forecast the validation windows, keep the params if they beat the best by ``min_delta``, count patience."""
+        self.pred = _forecast(self.state, x_val)
+        val = _mse(self.pred, y_val)
+        improved = self.best_params is None or val < self.best_val - cfg.min_delta
+        if improved:
+            self.best_params, self.best_val, self.best_pred, self.since_best = self.state.params, val, self.pred, 0
+        else:
+            self.since_best += 1
+            self.active = self.since_best < cfg.patience
+        return improved
+
+
+def _ensemble_params(members: list[_Member]) -> Any:
+    """The kept params: one network's, or every member's stacked as a ``SeedEnsemble``'s."""
+    if len(members) == 1:
+        return members[0].best_params
+    return {"network": jax.tree.map(lambda *p: jnp.stack(p), *(m.best_params for m in members))}
 
 
 def persistence_mse(x: npt.NDArray[np.float32], y: npt.NDArray[np.float32]) -> float:
@@ -258,6 +301,14 @@ def train(
     shuffled into batches each epoch with a generator seeded by ``train_cfg.seed``. Training
     stops after ``epochs`` or when the validation loss has not improved by more than
     ``min_delta`` for ``patience`` epochs (Hundman et al. 2018).
+
+    A spec with several ``members`` trains that many networks independently, as a deep
+    ensemble's are (Lakshminarayanan et al. 2017): each has its own initial params, dropout
+    masks, batch order and early stopping, and keeps its own best epoch. They run one after
+    another within each epoch (on one CPU core that is faster than one vmapped step of all
+    of them), and the model forecasts their mean (``SeedEnsemble``). An epoch's
+    ``val_loss`` is that mean's, with stopped members at their kept params; ``improved``
+    means some member improved; the result's ``val_loss`` is the kept members' mean's.
 
     Args:
         spec: the network.
@@ -284,32 +335,26 @@ def train(
     x_tr, y_tr, x_val, y_val = x_all[:n_train], y_all[:n_train], x_all[n_train:], y_all[n_train:]
     naive = persistence_mse(x_val, y_val)
 
-    init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(train_cfg.seed))
-    state = create_train_state(spec, train_cfg.learning_rate, init_rng)
-    shuffler = np.random.default_rng(train_cfg.seed)
+    n_members = spec.lstm.members if spec.kind == "lstm" else spec.transformer.members
+    members = [_Member(spec, train_cfg, k) for k in range(n_members)]
     batch_size = min(train_cfg.batch_size, n_train)
 
     history: list[EpochMetrics] = []
     best: TrainedModel | None = None
-    since_best = 0
     for epoch in range(train_cfg.epochs):
-        step_metrics = []
-        for idx, w in padded_batches(n_train, batch_size, shuffler.permutation(n_train)):
-            state, m = train_step(state, {"x": x_tr[idx], "y": y_tr[idx], "w": w}, dropout_rng)
-            step_metrics.append(m)  # stays on device: no sync per step
-        losses = np.array([(float(m["loss"]), float(m["weight"])) for m in jax.device_get(step_metrics)])
-        train_loss = float(np.sum(losses[:, 0] * losses[:, 1]) / np.sum(losses[:, 1]))
-        val_loss = _evaluate(state, x_val, y_val)
-        improved = best is None or val_loss < best.val_loss - train_cfg.min_delta
+        active = [m for m in members if m.active]
+        train_loss = float(np.mean([m.run_epoch(x_tr, y_tr, batch_size) for m in active]))
+        improved = any([m.validate(x_val, y_val, train_cfg) for m in active])
+        # This epoch's forecast: the mean of the training members' current and the stopped ones' kept forecasts.
+        val_loss = _mse(np.mean([m.pred if m.active else m.best_pred for m in members], axis=0), y_val)
         metrics = EpochMetrics(epoch, train_loss, val_loss, naive, improved)
         history.append(metrics)
-        since_best = 0 if improved else since_best + 1
         best = TrainedModel(
             spec=spec,
-            params=state.params if improved else best.params,
+            params=_ensemble_params(members) if improved else best.params,
             history=tuple(history),
             best_epoch=epoch if improved else best.best_epoch,
-            val_loss=val_loss if improved else best.val_loss,
+            val_loss=_mse(np.mean([m.best_pred for m in members], axis=0), y_val) if improved else best.val_loss,
             naive_val_loss=naive,
             train_seconds=time.perf_counter() - started,
             seed=train_cfg.seed,
@@ -325,7 +370,7 @@ def train(
         )
         if on_epoch is not None:
             on_epoch(metrics, best)
-        if since_best > 0 and since_best >= train_cfg.patience:
-            logger.info("early stop after epoch %d: no improvement for %d epoch(s)", epoch, since_best)
+        if not any(m.active for m in members):
+            logger.info("early stop after epoch %d: no member improved for %d epoch(s)", epoch, train_cfg.patience)
             break
     return cast(TrainedModel, best)  # TrainSettings guarantees epochs >= 1

@@ -1,7 +1,7 @@
 """Tiny specs, data and one trained model, shared so the jitted steps compile once per session.
 
 Every test uses the same shapes (l_s=20, 2 features, 3 predictions, batch 32), so
-``train_step`` / ``eval_step`` / the forward pass hit jax's compilation cache.
+``train_step`` and the forward pass hit jax's compilation cache.
 """
 
 from __future__ import annotations

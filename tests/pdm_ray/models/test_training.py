@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
@@ -13,10 +14,15 @@ from hypothesis import strategies as st
 
 from pdm_ray.config import TrainSettings
 from pdm_ray.errors import DataError, InsufficientDataError
-from pdm_ray.models import EpochMetrics, ModelSpec, TrainedModel, train, train_step
-from pdm_ray.models.training import _weighted_mse, create_train_state, eval_step, padded_batches, persistence_mse
+from pdm_ray.models import EpochMetrics, ModelSpec, TrainedModel, predict, train, train_step
+from pdm_ray.models.training import TrainState, _weighted_mse, create_train_state, padded_batches, persistence_mse
 
 Windows = tuple[np.ndarray, np.ndarray]
+
+
+def _sse(state: TrainState, batch: dict[str, np.ndarray]) -> float:
+    pred = state.net.apply({"params": state.params}, batch["x"], train=False)
+    return float(jnp.sum(jnp.square(pred - batch["y"])))
 
 
 def test_one_train_step(windows: Windows, small_spec: Callable[[str], ModelSpec]) -> None:
@@ -24,12 +30,10 @@ def test_one_train_step(windows: Windows, small_spec: Callable[[str], ModelSpec]
     x, y = windows
     state = create_train_state(small_spec("lstm"), 1e-2, jax.random.PRNGKey(0))
     batch = {"x": x[:32], "y": y[:32], "w": np.ones(32, np.float32)}
-    before = eval_step(state, batch)
     new_state, metrics = train_step(state, batch, jax.random.PRNGKey(1))
-    after = eval_step(new_state, batch)
     assert int(new_state.step) == 1
     assert float(metrics["weight"]) == 32.0 and np.isfinite(float(metrics["loss"]))
-    assert float(after["sse"]) < float(before["sse"])
+    assert _sse(new_state, batch) < _sse(state, batch)
     moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.params, new_state.params)
     assert all(jax.tree.leaves(moved))
 
@@ -60,11 +64,11 @@ def test_learning_rate_is_applied_without_recompiling(windows: Windows, small_sp
 def test_padding_weights_do_not_change_the_loss(windows: Windows, small_spec: Callable[[str], ModelSpec]) -> None:
     x, y = windows
     state = create_train_state(small_spec("lstm"), 1e-2, jax.random.PRNGKey(0))
-    real = eval_step(state, {"x": x[:20], "y": y[:20], "w": np.ones(20, np.float32)})
     idx, w = padded_batches(20, 32)[0]
-    padded = eval_step(state, {"x": x[idx], "y": y[idx], "w": w})
-    assert float(padded["weight"]) == 20.0
-    np.testing.assert_allclose(float(padded["sse"]), float(real["sse"]), rtol=1e-5)
+    real = _weighted_mse(state.net.apply({"params": state.params}, x[:20], train=False), y[:20], np.ones(20))
+    padded = _weighted_mse(state.net.apply({"params": state.params}, x[idx], train=False), y[idx], w)
+    assert float(padded[1]) == 20.0
+    np.testing.assert_allclose(float(padded[0]), float(real[0]), rtol=1e-5)
 
 
 @settings(max_examples=40, deadline=None)
@@ -88,15 +92,6 @@ def test_persistence_mse_hand_computed() -> None:
     assert persistence_mse(x, y) == pytest.approx(2.0)
 
 
-def test_members_loss_is_the_mean_of_their_own_losses_not_the_loss_of_their_mean() -> None:
-    y = jnp.zeros((2, 1))
-    w = jnp.array([1.0, 0.0])  # the second window is padding
-    members = jnp.array([[[1.0], [9.0]], [[-1.0], [9.0]]])  # [members=2, B=2, P=1]
-    total, weight = _weighted_mse(members, y, w)
-    assert (float(total), float(weight)) == (1.0, 1.0)  # mean of 1 and 1; the members' mean (0) would give 0
-    assert float(_weighted_mse(members[0], y, w)[0]) == 1.0
-
-
 @pytest.mark.parametrize("kind", ["lstm", "transformer"])
 def test_loss_decreases_on_sine(
     kind: str,
@@ -111,9 +106,28 @@ def test_loss_decreases_on_sine(
     assert len(model.history) == 3
     assert last.train_loss < first.train_loss
     assert model.val_loss < first.val_loss
-    assert model.val_loss == min(m.val_loss for m in model.history)
-    assert model.history[model.best_epoch].val_loss == model.val_loss
+    # val_loss is the kept model's own validation MSE (for the Transformer, its 3 members' mean).
+    assert model.val_loss == pytest.approx(float(np.mean(np.square(predict(model, x[-56:]) - y[-56:]))), rel=1e-5)
+    if kind == "lstm":  # one network: the kept epoch is the best one seen
+        assert model.val_loss == min(m.val_loss for m in model.history)
+        assert model.history[model.best_epoch].val_loss == model.val_loss
     assert model.naive_val_loss == pytest.approx(persistence_mse(x[-56:], y[-56:]))
+
+
+def test_members_train_apart_and_the_first_is_the_lone_network(
+    windows: Windows, small_spec: Callable[[str], ModelSpec], fast_settings: Callable[..., TrainSettings]
+) -> None:
+    """Each member has its own init, dropout, batch order and early stop; member 0 is what one network would be."""
+    x, y = windows
+    spec = small_spec("transformer")
+    alone = train(replace(spec, transformer=spec.transformer.model_copy(update={"members": 1})), fast_settings(), x, y)
+    pair = train(replace(spec, transformer=spec.transformer.model_copy(update={"members": 2})), fast_settings(), x, y)
+    first = jax.tree.map(lambda a: a[0], pair.params["network"])
+    second = jax.tree.map(lambda a: a[1], pair.params["network"])
+    jax.tree.map(np.testing.assert_array_equal, first, alone.params)
+    assert not np.allclose(second["embed"]["kernel"], first["embed"]["kernel"])
+    forecasts = [predict(replace(alone, params=p), x[-56:]) for p in (first, second)]
+    np.testing.assert_allclose(predict(pair, x[-56:]), np.mean(forecasts, axis=0), atol=1e-6)
 
 
 def test_same_seed_same_model(
@@ -130,14 +144,15 @@ def test_same_seed_same_model(
     assert other.history[0].val_loss != trained_lstm.history[0].val_loss
 
 
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])  # one network; 3 members that stop apart
 def test_early_stopping_stops_and_keeps_the_best(
-    windows: Windows, small_spec: Callable[[str], ModelSpec], fast_settings: Callable[..., TrainSettings]
+    kind: str, windows: Windows, small_spec: Callable[[str], ModelSpec], fast_settings: Callable[..., TrainSettings]
 ) -> None:
     x, y = windows
     seen: list[tuple[EpochMetrics, TrainedModel]] = []
     # min_delta so large that no epoch after the first counts as an improvement.
     model = train(
-        small_spec("lstm"),
+        small_spec(kind),
         fast_settings(epochs=10, patience=2, min_delta=1e6),
         x,
         y,
