@@ -157,8 +157,8 @@ class TransformerSettings(_Section):
     ``members`` networks, each trained on its own (initial parameters, dropout, batch order,
     early stopping), and their forecasts averaged (a deep ensemble, Lakshminarayanan et al.
     2017): the average's squared error is never above the members' mean (Jensen), and seeds
-    alone moved a single Transformer's SMAP F1 by 0.06 (BENCHMARKS.md). Three cost about a
-    fifth of the LSTM's training time; the LSTM keeps one, as in the paper.
+    alone moved a single Transformer's SMAP F1 by 0.06 (BENCHMARKS.md). Three cost about
+    half the LSTM's training time on SMAP; the LSTM keeps one, as in the paper.
     """
 
     d_model: int = Field(64, gt=0)
