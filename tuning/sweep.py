@@ -52,7 +52,7 @@ from pdm_ray.ids import validate_sensor_id
 from pdm_ray.models import load_model
 from pdm_ray.tracking import GateDecision, Tracking, connect_settings, end_run, promote, register_version
 from pdm_ray.tracking.runs import PARENT_RUN_TAG, start_parent_run
-from tuning.space import tune_search_space
+from tuning.space import largest_first, tune_search_space
 from tuning.trainable import EPOCH_METRICS, train_channel
 
 logger = logging.getLogger(__name__)
@@ -200,8 +200,11 @@ def _scheduler(sweep: SweepSettings, settings: Settings) -> TrialScheduler:
     )
 
 
-def _check_channels(channels: Sequence[str], data_dir: Path, settings: Settings) -> list[str]:
-    """Validate ids, presence and preprocessing of every channel before any trial starts."""
+def _check_channels(channels: Sequence[str], data_dir: Path, settings: Settings) -> dict[str, int]:
+    """Validate ids, presence and preprocessing of every channel before any trial starts.
+
+    Returns each channel's training data size (values in its windows), in the given order.
+    """
     ids = [validate_sensor_id(c) for c in channels]
     if not ids:
         raise ConfigError("a sweep needs at least one channel")
@@ -210,9 +213,8 @@ def _check_channels(channels: Sequence[str], data_dir: Path, settings: Settings)
     missing = sorted(set(ids) - set(list_channels(data_dir)))
     if missing:
         raise UnknownSensorError(f"{data_dir}: no train data for channel(s) {missing}")
-    for cid in ids:
-        prepare_channel(load_channel(data_dir, cid), settings)  # quality gate, windows: fail before Tune
-    return ids
+    # The quality gate and windowing fail here, before Tune.
+    return {cid: prepare_channel(load_channel(data_dir, cid), settings).X.size for cid in ids}
 
 
 def _ensure_ray(settings: Settings, verbose: int) -> None:
@@ -310,7 +312,8 @@ def run_sweep(
     )
     settings = settings.model_copy(update={"home": settings.home.resolve(), "sweep": sweep})
     data_path = Path(data_dir if data_dir is not None else settings.data.dir).resolve()
-    ids = _check_channels(channels, data_path, settings)
+    sizes = _check_channels(channels, data_path, settings)
+    ids = list(sizes)
     tracking = connect_settings(settings)
     data_tags = data_version(data_path).as_tags()
     sweep_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -339,7 +342,7 @@ def run_sweep(
     )
     tuner = tune.Tuner(
         trainable,
-        param_space=tune_search_space(sweep, ids),
+        param_space=tune_search_space(sweep, largest_first(sizes)),
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode="min",

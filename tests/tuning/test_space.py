@@ -8,8 +8,8 @@ from ray.tune.search.sample import Categorical, Float, Integer
 
 from pdm_ray.config import DEFAULT_CONFIG, SearchDimension, Settings, SweepSettings, load_settings
 from pdm_ray.errors import ConfigError
-from tuning.space import to_tune, trial_settings, tune_search_space
-from tuning.sweep import sweep_settings
+from tuning.space import largest_first, to_tune, trial_settings, tune_search_space
+from tuning.sweep import _check_channels, sweep_settings
 
 
 def test_each_dimension_becomes_the_matching_tune_domain() -> None:
@@ -29,6 +29,18 @@ def test_channel_is_a_grid_dimension_next_to_the_samples() -> None:
     space = tune_search_space(sweep, ["A-2", "T-1"])
     assert space["channel"] == tune.grid_search(["A-2", "T-1"])
     assert isinstance(space["units"], Categorical)
+
+
+def test_largest_channels_run_first_and_ties_keep_their_order() -> None:
+    assert largest_first({"A-5": 10, "A-2": 30, "T-1": 30, "A-6": 20}) == ["A-2", "T-1", "A-6", "A-5"]
+
+
+def test_channel_check_measures_each_channels_training_data() -> None:
+    settings = Settings.model_validate({"windows": {"l_s": 50, "n_predictions": 10}})
+    sizes = _check_channels(["A-5", "T-1"], DEFAULT_CONFIG.parent.parent / "data" / "sample", settings)
+    assert list(sizes) == ["A-5", "T-1"]  # the given order
+    assert sizes["T-1"] > 4 * sizes["A-5"] > 0  # 2,816 windows of T-1 against 646 of A-5 at l_s 50
+    assert largest_first(sizes) == ["T-1", "A-5"]
 
 
 def test_search_dimension_needs_exactly_one_valid_form() -> None:
