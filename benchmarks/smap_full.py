@@ -41,10 +41,11 @@ def main() -> None:
 
     from pdm_ray.benchmark.results import write_predictions
     from pdm_ray.config import load_settings
-    from pdm_ray.data.channels import list_channels
+    from pdm_ray.data.channels import largest_first, list_channels, train_sizes
 
     settings = load_settings(args.config)
     channels = args.channels.split(",") if args.channels else list_channels(args.data)
+    channels = largest_first(train_sizes(args.data, channels))  # long trainings first
     start = time.perf_counter()
     results = []
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -90,14 +91,26 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     rows.to_csv(args.out / "results.csv", index=False)
+    _merge_predictions(args.parts, args.out / "predictions")
+    meta = {"channels": len(channels), "parts": [str(p) for p in args.parts], "part_meta": metas}
+    if len({m.get("model") for m in metas}) == 1:  # one model throughout: the merge is a run of it
+        meta["model"] = metas[0].get("model")
     payload = {
-        "meta": {"channels": len(channels), "parts": [str(p) for p in args.parts], "part_meta": metas},
+        "meta": meta,
         "published_telemanom_smap": PUBLISHED_SMAP,
         "telemanom_reference_same_channels": reference,
         "models": models,
     }
     (args.out / "summary.json").write_text(json.dumps(payload, indent=2))
     print(f"{len(channels)} channels -> {args.out}")
+
+
+def _merge_predictions(parts: list[Path], dest: Path) -> None:
+    """Copy each part's stored forecasts, later parts winning, so the merge can be re-scored."""
+    for part in parts:
+        for npz in sorted((part / "predictions").glob("*.npz")):
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(npz, dest / npz.name)
 
 
 if __name__ == "__main__":

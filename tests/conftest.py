@@ -74,6 +74,25 @@ def direct_ingress_ports(ray_cluster: None) -> range:
 
 
 @pytest.fixture(scope="session")
+def serve_port(ray_cluster: None) -> Iterator[int]:
+    """Serve's HTTP proxy on a free loopback port, started once per session (a start costs ~25 s).
+
+    Modules deploy their applications on it with ``serve.run`` and remove them with
+    ``serve.delete`` when they finish, so no two modules' routes meet.
+    """
+    from ray import serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        yield port
+    finally:
+        serve.shutdown()
+
+
+@pytest.fixture(scope="session")
 def _mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty MLflow SQLite store with the current schema, created once per session."""
     from mlflow.tracking import MlflowClient

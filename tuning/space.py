@@ -8,7 +8,6 @@ one code path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -32,16 +31,6 @@ def to_tune(dim: SearchDimension) -> Any:
     if dim.choice is not None:
         return tune.choice(list(dim.choice))
     return dim.value
-
-
-def largest_first(sizes: Mapping[str, int]) -> list[str]:
-    """Channels by training data size, largest first (ties keep their order).
-
-    The order the grid runs in: the longest trials start early and short ones end the sweep,
-    instead of one long trial running alone at the end (longest-processing-time first; a
-    sweep of 4 channels of 423-2,616 windows: BENCHMARKS.md, "Parallel sweep efficiency").
-    """
-    return sorted(sizes, key=lambda c: -sizes[c])
 
 
 def tune_search_space(sweep: SweepSettings, channels: list[str]) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from pdm_ray.config import Settings, SweepSettings
 from pdm_ray.cores import ONE_CORE_ENV
-from pdm_ray.data import list_channels, load_channel
+from pdm_ray.data import largest_first, list_channels, load_channel
 from pdm_ray.data.pipeline import prepare_channel
 from pdm_ray.data.versioning import data_version
 from pdm_ray.errors import ConfigError, SweepError, UnknownSensorError
@@ -52,7 +52,7 @@ from pdm_ray.ids import validate_sensor_id
 from pdm_ray.models import load_model
 from pdm_ray.tracking import GateDecision, Tracking, connect_settings, end_run, promote, register_version
 from pdm_ray.tracking.runs import PARENT_RUN_TAG, start_parent_run
-from tuning.space import largest_first, tune_search_space
+from tuning.space import tune_search_space
 from tuning.trainable import EPOCH_METRICS, train_channel
 
 logger = logging.getLogger(__name__)

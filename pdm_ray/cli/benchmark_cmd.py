@@ -1,6 +1,6 @@
 """``pdm-ray benchmark``: the Telemanom benchmark on any Telemanom-layout directory.
 
-Each channel is one Ray task (``num_cpus=1``) running the Ray-free
+Each channel is one Ray task (``num_cpus=1``), largest first, running the Ray-free
 ``pdm_ray.benchmark.run_channel``; results go to ``OUT/results.csv`` and ``OUT/summary.json``,
 rewritten as each channel finishes so an interrupted run keeps what it finished, and each
 channel's test forecasts to ``OUT/predictions/<chan_id>.npz`` so detection can be re-scored
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from pdm_ray.cli.common import add_config_option, connect_ray, format_table, progress, settings_from
 from pdm_ray.config import Settings
 from pdm_ray.cores import ONE_CORE_ENV
-from pdm_ray.data.channels import list_channels, load_channel, load_labels
+from pdm_ray.data.channels import largest_first, list_channels, load_channel, load_labels, train_sizes
 from pdm_ray.errors import DataError
 from pdm_ray.ids import validate_sensor_id
 
@@ -83,6 +83,7 @@ def benchmark(args: argparse.Namespace) -> int:
         channels = available
     if not channels:
         raise DataError(f"{args.data}: no channels found under train/")
+    channels = largest_first(train_sizes(args.data, channels))  # long trainings first, none alone at the end
     load_labels(args.data)  # fail fast on a malformed label file, before any task starts
     connect_ray(settings)
     from pdm_ray.benchmark.results import write_predictions, write_results

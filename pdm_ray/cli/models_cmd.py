@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 
 from pdm_ray.cli.common import add_config_option, format_table, settings_from
-from pdm_ray.data import load_channel
-from pdm_ray.tracking import connect_settings, list_versions, promote, rollback
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def list_models(args: argparse.Namespace) -> int:
+    from pdm_ray.tracking import connect_settings, list_versions
+
     tracking = connect_settings(settings_from(args))
     versions = list_versions(tracking, args.channel, args.model)
     rows = [
@@ -48,6 +48,9 @@ def list_models(args: argparse.Namespace) -> int:
 
 
 def promote_model(args: argparse.Namespace) -> int:
+    from pdm_ray.data import load_channel
+    from pdm_ray.tracking import connect_settings, promote
+
     settings = settings_from(args)
     tracking = connect_settings(settings)
     channel = load_channel(args.data or settings.data.dir, args.channel)
@@ -58,6 +61,8 @@ def promote_model(args: argparse.Namespace) -> int:
 
 
 def rollback_model(args: argparse.Namespace) -> int:
+    from pdm_ray.tracking import connect_settings, rollback
+
     tracking = connect_settings(settings_from(args))
     r = rollback(tracking, args.channel, args.model, args.reason)
     print(f"{r.name}: production moved back from version {r.from_version} to {r.to_version} ({r.reason})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -201,3 +202,26 @@ def load_channels(data_dir: str | Path, channels: list[str] | None = None) -> li
     ids = list_channels(data_dir) if channels is None else channels
     labels = load_labels(data_dir)
     return [load_channel(data_dir, cid, labels) for cid in ids]
+
+
+def largest_first(sizes: Mapping[str, int]) -> list[str]:
+    """Channels by training data size, largest first (ties keep their order).
+
+    The order in which a sweep's grid and the benchmark's tasks run: the longest trainings start
+    early and short ones end the run, instead of one long training running alone at the end
+    (longest-processing-time first; BENCHMARKS.md, "Parallel sweep efficiency").
+    """
+    return sorted(sizes, key=lambda c: -sizes[c])
+
+
+def train_sizes(data_dir: str | Path, chan_ids: list[str]) -> dict[str, int]:
+    """Number of values in each channel's train array, read from the .npy headers (no data loaded)."""
+    root = Path(data_dir)
+    sizes = {}
+    for chan_id in chan_ids:
+        path = root / "train" / f"{chan_id}.npy"
+        try:
+            sizes[chan_id] = int(np.load(path, mmap_mode="r", allow_pickle=False).size)
+        except (ValueError, OSError) as exc:
+            raise DataError(f"{path}: not a readable .npy array: {exc}") from exc
+    return sizes

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import rankdata
 
 from pdm_ray.errors import DataError
 from pdm_ray.evaluation.events import as_intervals, f_beta, ratio
@@ -91,6 +90,8 @@ def roc_auc(scores: npt.ArrayLike, label_mask: npt.ArrayLike) -> float:
     Raises:
         DataError: shapes differ, scores are not finite, or one class is missing (AUC undefined).
     """
+    from scipy.stats import rankdata  # 3 s to import: not on the CLI's start-up path
+
     s = np.asarray(scores, dtype=np.float64)
     true = np.asarray(label_mask)
     if s.ndim != 1 or s.shape != true.shape:

@@ -9,7 +9,6 @@ free loopback port; Serve is shut down after the module.
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,18 +47,12 @@ class Deployed:
     model: TrainedModel  # S-1's production version as the registry gives it back
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _values(n: int) -> npt.NDArray[np.float32]:
     return np.concatenate([b.values for b in sine_batches(n, n)])
 
 
 @pytest.fixture(scope="module")
-def deployed(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory, _mlflow_template: Path) -> Iterator[Deployed]:
+def deployed(serve_port: int, tmp_path_factory: pytest.TempPathFactory, _mlflow_template: Path) -> Iterator[Deployed]:
     from ray import serve
 
     from serve_apps.app import application
@@ -84,12 +77,11 @@ def deployed(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory, _mlflo
     for sensor, production in (("S-1", True), ("P-1", True), ("F-1", True), ("N-1", False)):
         register(tracking, sensor, trained, production=production)
 
-    serve.start(http_options={"host": "127.0.0.1", "port": _free_port()})
     serve.run(application(settings), name=APP, route_prefix="/forecaster")
     try:
         yield Deployed(settings, tracking, load_version(tracking, model_name("S-1", "lstm"), "1"))
     finally:
-        serve.shutdown()
+        serve.delete(APP)
 
 
 def test_sensor_actor_scores_through_the_deployment_like_the_model_host(ray_actors: None, deployed: Deployed) -> None:

@@ -1,6 +1,6 @@
 """The operator dashboard: its JSON through Ray Serve, and the page in headless Chromium.
 
-One Serve app on a free loopback port over a real registry (``S-1`` in production), a real
+One Serve app on the session's Serve proxy over a real registry (``S-1`` in production), a real
 Fleet scoring with the persistence forecaster, and a real retraining history. Two sensors
 stream 600 readings each over HTTP: ``S-1`` (a sine with a spike) and ``T-9`` (a sine whose
 level jumps, so it drifts). The page must list both, draw the drill-down's four traces with
@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,12 +82,6 @@ class Served:
         assert r.status_code == 200, r.text
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def spiky(n: int = 700) -> np.ndarray:
     values = sine_series(n, seed=3)[:, 0].astype(np.float64)
     values[420:426] += 6.0
@@ -102,7 +95,7 @@ def drifting(n: int = 700) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def served(ray_cluster: None, registry: Registry) -> Iterator[Served]:
+def served(serve_port: int, registry: Registry) -> Iterator[Served]:
     import ray
     from ray import serve
     from ray.util import list_named_actors
@@ -130,10 +123,8 @@ def served(ray_cluster: None, registry: Registry) -> Iterator[Served]:
 
     actors_before = set(list_named_actors())
     fleet_handle(settings, PersistenceForecaster(), name=settings.serve.fleet_actor)
-    port = _free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(application(settings), name="pdm-dashboard", route_prefix="/")
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{serve_port}"
     try:
         with httpx.Client(base_url=url, timeout=120) as http:
             assert http.get("/healthz").json() == {"status": "ok"}
@@ -143,7 +134,7 @@ def served(ray_cluster: None, registry: Registry) -> Iterator[Served]:
                 out.post_batch("T-9", seq, drifting())
             yield out
     finally:
-        serve.shutdown()
+        serve.delete("pdm-dashboard")
         for name in set(list_named_actors()) - actors_before:
             with contextlib.suppress(ValueError):
                 ray.kill(ray.get_actor(name, namespace=settings.ray.namespace), no_restart=True)

@@ -1,13 +1,12 @@
-"""The API through Ray Serve for real: a free loopback port, a real registry, a real Fleet actor.
+"""The API through Ray Serve for real: the session's Serve proxy, a real registry, a real Fleet actor.
 
 Two applications run side by side: ``pdm-open`` at ``/`` (no token) and ``pdm-auth`` at
-``/auth`` (bearer token). Serve is shut down at the end of the module.
+``/auth`` (bearer token). Both are deleted at the end of the module.
 """
 
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,14 +30,8 @@ class Served:
     http: httpx.Client
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def served(ray_cluster: None, registry: Registry) -> Iterator[Served]:
+def served(serve_port: int, registry: Registry) -> Iterator[Served]:
     import ray
     from ray import serve
     from ray.util import list_named_actors
@@ -54,17 +47,16 @@ def served(ray_cluster: None, registry: Registry) -> Iterator[Served]:
     )
     actors_before = set(list_named_actors())
     fleet_handle(open_settings)
-    port = _free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(application(open_settings), name="pdm-open", route_prefix="/")
     serve.run(application(auth_settings), name="pdm-auth", route_prefix="/auth")
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{serve_port}"
     try:
         with httpx.Client(base_url=url, timeout=120) as http:
             assert http.get("/healthz").json() == {"status": "ok"}  # our port, not someone else's Serve
             yield Served(url, http)
     finally:
-        serve.shutdown()
+        serve.delete("pdm-open")
+        serve.delete("pdm-auth")
         for name in set(list_named_actors()) - actors_before:
             with contextlib.suppress(ValueError):
                 ray.kill(ray.get_actor(name, namespace=open_settings.ray.namespace), no_restart=True)

@@ -7,8 +7,9 @@ from ray import tune
 from ray.tune.search.sample import Categorical, Float, Integer
 
 from pdm_ray.config import DEFAULT_CONFIG, SearchDimension, Settings, SweepSettings, load_settings
+from pdm_ray.data import largest_first
 from pdm_ray.errors import ConfigError
-from tuning.space import largest_first, to_tune, trial_settings, tune_search_space
+from tuning.space import to_tune, trial_settings, tune_search_space
 from tuning.sweep import _check_channels, sweep_settings
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pdm_ray.data import list_channels, load_channel, load_channels, load_labels
+from pdm_ray.data import largest_first, list_channels, load_channel, load_channels, load_labels, train_sizes
 from pdm_ray.errors import DataError, InvalidChannelError
 
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
@@ -34,6 +34,16 @@ def test_sample_channels_load_as_float32_with_labels() -> None:
     assert ch.spacecraft == "SMAP"
     assert ch.anomalies == ((2399, 3898), (6550, 6585))
     assert ch.classes == ("point", "contextual")
+
+
+def test_train_sizes_read_headers_and_order_largest_first(tmp_path: Path) -> None:
+    sizes = train_sizes(SAMPLE, list_channels(SAMPLE))
+    assert sizes["T-1"] == 2875 * 25
+    assert largest_first(sizes)[0] == "T-1"
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "X-1.npy").write_bytes(b"not an array")
+    with pytest.raises(DataError, match=r"X-1\.npy: not a readable \.npy array"):
+        train_sizes(tmp_path, ["X-1"])
 
 
 def test_sample_covers_point_and_contextual_classes() -> None:
