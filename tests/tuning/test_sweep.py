@@ -118,7 +118,14 @@ def test_a_sweep_whose_every_trial_fails_raises_and_marks_the_parent_failed(
     settings = Settings(home=swept.home, windows={"l_s": 30, "n_predictions": 2}, train={"epochs": 1})
     space = {"d_model": {"value": 30}, "num_heads": {"value": 4}}  # 4 heads do not divide 30
     with pytest.raises(SweepError, match=r"T-1: .*must be divisible by num_heads"):
-        run_sweep(["T-1"], "transformer", settings=settings, data_dir=tiny_data(tmp_path, ("T-1",)), search_space=space)
+        run_sweep(
+            ["T-1"],
+            "transformer",
+            settings=settings,
+            data_dir=tiny_data(tmp_path, ("T-1",)),
+            search_space=space,
+            num_samples=2,  # both trials at once: a failed trial's actor is not reused
+        )
     exp = swept.client.get_experiment_by_name("pdm-ray")
     (parent,) = swept.client.search_runs(
         [exp.experiment_id], "tags.`pdm.model` = 'transformer' and tags.`mlflow.runName` LIKE 'sweep-%'"

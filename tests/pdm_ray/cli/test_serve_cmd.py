@@ -8,6 +8,7 @@ proxy's port and on the ``Api`` replica's own port.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,7 +47,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_serve_runs_until_interrupted(tmp_path: Path) -> None:
+def test_serve_runs_until_interrupted(tmp_path: Path, _mlflow_template: Path) -> None:
+    shutil.copyfile(_mlflow_template, tmp_path / "mlflow.db")  # the embedded store, its schema made once
     port, direct = _free_port(), _free_port()
     env = {
         **os.environ,
