@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pdm_ray.cli.common import add_config_option, format_table, settings_from
+from pdm_ray.ids import validate_sensor_id
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,10 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def list_models(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    channel = None if args.channel is None else validate_sensor_id(args.channel)  # before the store is touched
     from pdm_ray.tracking import connect_settings, list_versions
 
-    tracking = connect_settings(settings_from(args))
-    versions = list_versions(tracking, args.channel, args.model)
+    versions = list_versions(connect_settings(settings), channel, args.model)
     rows = [
         [v.name, v.version, ",".join(v.aliases) or "-", v.status or "-", "-" if v.val_loss is None else v.val_loss]
         for v in versions

@@ -40,12 +40,12 @@ def _with_overrides(settings: Settings, host: str | None, port: int | None) -> S
 
 
 def serve_api(args: argparse.Namespace) -> int:
+    settings = _with_overrides(settings_from(args), args.host, args.port)  # bad options fail before the imports
     import ray
     from ray import serve
 
     from serve_apps.app import application
 
-    settings = _with_overrides(settings_from(args), args.host, args.port)
     faulthandler.enable()  # a long-running server: fatal signals print every thread's stack
     # Ctrl-C stops the server even when it was started with SIGINT ignored (Python then leaves
     # it ignored; background jobs and some launchers start children that way).

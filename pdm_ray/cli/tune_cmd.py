@@ -31,14 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def tune(args: argparse.Namespace) -> int:
-    from tuning.sweep import run_sweep
-
     settings = settings_from(args)
     data_dir = args.data or str(settings.data.dir)
     if args.channels:
         channels = [validate_sensor_id(c.strip()) for c in args.channels.split(",") if c.strip()]
     else:
         channels = settings.data.channels or list_channels(data_dir)
+    from tuning.sweep import run_sweep  # Ray Tune, MLflow and JAX: after the cheap checks
+
     interactive = sys.stdout.isatty()
     if not interactive:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,27 @@ def test_the_cli_starts_without_the_model_tracking_or_ray_stacks() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("serve", "--port", "70000"), "--port: Input should be less than 65536 (got 70000)"),
+        (("tune", "--config", "/nonexistent/sweep.yaml"), "/nonexistent/sweep.yaml: config file not found"),
+        (("models", "list", "--channel", "bad!id"), "invalid sensor id 'bad!id'"),
+    ],
+)
+def test_bad_options_fail_before_ray_or_the_store_start(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    home = tmp_path / "home"
+    out = subprocess.run(
+        [sys.executable, "-m", "pdm_ray.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PDM_HOME": str(home)},
+    )
+    assert out.returncode == 2
+    (line,) = out.stderr.strip().splitlines()
+    assert message in line
+    assert not (home / "mlflow.db").exists()  # nothing was created for a command that cannot run
