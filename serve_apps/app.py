@@ -31,7 +31,6 @@ from serve_apps.dashboard import Dashboard, install_dashboard
 from serve_apps.errors import ApiError
 from serve_apps.fast_mode import replica_env
 from serve_apps.metrics import ApiMetrics
-from serve_apps.model_server import SensorModels
 from serve_apps.scoring import WindowForecast, WindowInput, WindowScores
 from serve_apps.versions import registry_versions
 
@@ -148,6 +147,8 @@ def application(settings: Settings) -> Application:
     if cfg.model_autoscaling is not None:
         model_options["num_replicas"] = "auto"
         model_options["autoscaling_config"] = cfg.model_autoscaling.model_dump()
+    from serve_apps.model_server import SensorModels  # JAX: in the driver and the model replicas only
+
     models = SensorModels.options(**model_options).bind(plain)
     return Api.options(**_replica_options(settings, cfg.ingress_replicas)).bind(models, plain)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -24,10 +24,12 @@ from pdm_ray.data.normalize import Normalizer
 from pdm_ray.data.windows import input_windows
 from pdm_ray.detection import detect
 from pdm_ray.errors import PdmError
-from pdm_ray.models import TrainedModel, predict
 from pdm_ray.tracking.registry import load_version
 from pdm_ray.tracking.runs import Tracking
 from serve_apps.errors import ApiError
+
+if TYPE_CHECKING:  # JAX loads in the model replicas, which predict, not in the ingress
+    from pdm_ray.models import TrainedModel
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -133,7 +135,7 @@ def load_served(tracking: Tracking, model_id: str) -> ServedModel:
     except PdmError as exc:  # the stored model is unusable: a server-side fault, not bad input
         raise ApiError(503, "model_unavailable", f"cannot load {model_id}: {exc}") from exc
     normalizer = Normalizer.from_dict(model.normalizer) if model.normalizer is not None else None
-    predict(model, np.zeros((1, model.spec.l_s, model.spec.n_features), np.float32))
+    _predict(model, np.zeros((1, model.spec.l_s, model.spec.n_features), np.float32))
     logger.info("loaded %s version %s (%s, l_s=%d)", name, version, model.spec.kind, model.spec.l_s)
     return ServedModel(name=name, version=version, model=model, normalizer=normalizer)
 
@@ -169,7 +171,7 @@ def score_windows(
             out[i] = exc
     if inputs:
         stacked = [input_windows(series, l_s) for _, series in inputs]  # [T_i - l_s, l_s, F] each
-        predictions = served.to_values(predict(served.model, np.concatenate(stacked))[:, 0])
+        predictions = served.to_values(_predict(served.model, np.concatenate(stacked))[:, 0])
         bounds = np.cumsum([0] + [len(x) for x in stacked])
         for (i, _), lo, hi in zip(inputs, bounds[:-1], bounds[1:], strict=True):
             out[i] = _scores(served, predictions[lo:hi], windows[i].values[l_s:], config)
@@ -223,7 +225,7 @@ def forecast_windows(served: ServedModel, windows: list[WindowInput]) -> list[Wi
             except ApiError as exc:
                 out[i] = exc
     if rows:
-        forecasts = served.to_values(predict(served.model, np.stack([r for _, r in rows])))  # [k, n_predictions]
+        forecasts = served.to_values(_predict(served.model, np.stack([r for _, r in rows])))  # [k, n_predictions]
         for (i, _), values in zip(rows, forecasts, strict=True):
             horizon = windows[i].horizon or spec.n_predictions
             out[i] = WindowForecast(served.name, served.version, np.asarray(values[:horizon], dtype=np.float32))
@@ -235,3 +237,9 @@ def unwrap(outcome: T | ApiError) -> T:
     if isinstance(outcome, ApiError):
         raise outcome
     return outcome
+
+
+def _predict(model: TrainedModel, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    from pdm_ray.models import predict
+
+    return predict(model, x)

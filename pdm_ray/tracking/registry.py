@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import mlflow.artifacts
 import numpy as np
@@ -39,9 +39,10 @@ from pdm_ray.data.channels import Channel
 from pdm_ray.data.windows import make_windows
 from pdm_ray.errors import ConfigError, RegistryError, TrackingError, UnknownSensorError
 from pdm_ray.ids import validate_sensor_id
-from pdm_ray.models import TrainedModel
-from pdm_ray.tracking.pyfunc import forecast, load_forecaster, log_pyfunc
 from pdm_ray.tracking.runs import Tracking
+
+if TYPE_CHECKING:  # the model stack (JAX) loads where a model is used, not where versions are read
+    from pdm_ray.models import TrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +194,8 @@ def validation_windows(
 
 def validation_mse(model: TrainedModel, x: np.ndarray, y: np.ndarray) -> float:
     """MSE of ``model``'s forecasts of windows ``x [N, l_s, F]`` against ``y [N, P]``, original units."""
+    from pdm_ray.tracking.pyfunc import forecast
+
     return float(np.mean(np.square(forecast(model, x).astype(np.float64) - y), dtype=np.float64))
 
 
@@ -208,6 +211,8 @@ def event_f1(model: TrainedModel, channel: Channel, settings: Settings) -> float
         from pdm_ray.evaluation import score_events
     except ImportError:
         return None
+    from pdm_ray.tracking.pyfunc import forecast
+
     l_s = model.spec.l_s
     values = channel.test[l_s:, 0]
     result = detect(forecast(model, channel.test) - values, values, settings.threshold)
@@ -264,6 +269,8 @@ def register_version(
         InvalidChannelError: bad channel id.
         TrackingError: the store refused a request.
     """
+    from pdm_ray.tracking.pyfunc import log_pyfunc
+
     name = model_name(channel, model.spec.kind)
     source = _client_call(tracking, f"logging the model of {channel}", log_pyfunc, tracking.client, run_id, model)
     try:
@@ -290,6 +297,8 @@ def register_version(
 
 def load_version(tracking: Tracking, name: str, version: str) -> TrainedModel:
     """Download a registered version's pyfunc model and return the ``TrainedModel`` inside."""
+    from pdm_ray.tracking.pyfunc import load_forecaster
+
     mv = _client_call(tracking, f"reading {name} version {version}", tracking.client.get_model_version, name, version)
     with tempfile.TemporaryDirectory() as tmp:
         local = _client_call(

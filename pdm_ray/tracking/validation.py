@@ -21,8 +21,6 @@ from mlflow.exceptions import MlflowException
 
 from pdm_ray.data.normalize import Normalizer
 from pdm_ray.errors import DataError, TrackingError
-from pdm_ray.models.persistence import MODEL_FILE
-from pdm_ray.tracking.pyfunc import ARTIFACT_KEY
 from pdm_ray.tracking.runs import Tracking
 
 
@@ -49,6 +47,9 @@ def validation_rmse(tracking: Tracking, name: str, version: str) -> float | None
         TrackingError: the version or its ``model.json`` cannot be read.
         DataError: its ``model.json`` is not valid JSON or has a malformed normalizer.
     """
+    from pdm_ray.models.persistence import MODEL_FILE  # the model stack: on first use only
+    from pdm_ray.tracking.pyfunc import ARTIFACT_KEY
+
     try:
         source = tracking.client.get_model_version(name, version).source
         with tempfile.TemporaryDirectory() as tmp:
