@@ -32,10 +32,6 @@ def test_channel_is_a_grid_dimension_next_to_the_samples() -> None:
     assert isinstance(space["units"], Categorical)
 
 
-def test_largest_channels_run_first_and_ties_keep_their_order() -> None:
-    assert largest_first({"A-5": 10, "A-2": 30, "T-1": 30, "A-6": 20}) == ["A-2", "T-1", "A-6", "A-5"]
-
-
 def test_channel_check_measures_each_channels_training_data() -> None:
     settings = Settings.model_validate({"windows": {"l_s": 50, "n_predictions": 10}})
     sizes = _check_channels(["A-5", "T-1"], DEFAULT_CONFIG.parent.parent / "data" / "sample", settings)

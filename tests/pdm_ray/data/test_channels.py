@@ -36,6 +36,10 @@ def test_sample_channels_load_as_float32_with_labels() -> None:
     assert ch.classes == ("point", "contextual")
 
 
+def test_largest_channels_come_first_and_ties_keep_their_order() -> None:
+    assert largest_first({"A-5": 10, "A-2": 30, "T-1": 30, "A-6": 20}) == ["A-2", "T-1", "A-6", "A-5"]
+
+
 def test_train_sizes_read_headers_and_order_largest_first(tmp_path: Path) -> None:
     sizes = train_sizes(SAMPLE, list_channels(SAMPLE))
     assert sizes["T-1"] == 2875 * 25
