@@ -220,6 +220,10 @@ class ThresholdSettings(_Section):
     ``max_anomalous_fraction`` of the window (the reference implementation's guard rails).
     The first ``warmup`` smoothed errors, where the EWMA has little history, are replaced by
     the mean of the first ``2 * warmup`` (Telemanom does this over its first ``l_s = 250``).
+    ``prune_scope`` says what the pruning of a window compares: ``new_region`` (the reference
+    implementation's) cuts the sequences to the points the window judges and compares their
+    maxima with the largest error no window flagged; ``window`` compares the uncut sequences
+    of the whole window (pdm-ray's rule before 2026-11-27; see ``detection.threshold``).
     ``spot`` configures the extreme-value alternative (``pdm_ray.detection.spot``).
     """
 
@@ -236,6 +240,7 @@ class ThresholdSettings(_Section):
     max_sequences: int = Field(5, gt=0)
     max_anomalous_fraction: float = Field(0.5, gt=0, le=1)
     warmup: int = Field(250, ge=0)
+    prune_scope: Literal["new_region", "window"] = "new_region"
     spot: SpotSettings = SpotSettings()
 
     @model_validator(mode="after")

@@ -17,18 +17,23 @@ the batch it added (its *new region*; the last window covers the tail, so its ne
    (``mean + (mean - e_s)``), so that drops of the error are caught too.
 3. ``error_scale_ok``: a window whose errors are small next to its values is skipped.
 4. Points above epsilon (and above ``relative_error_scale`` times the values' 5-95 % range)
-   are spread by ``error_buffer`` on each side into sequences; ``prune_sequences`` then
-   drops the tail of the sequences whose maxima are not clearly above the next lower one or
-   above the largest nominal error (minimum relative drop ``p``, section 3.3).
+   are spread by ``error_buffer`` on each side into sequences, cut to the window's new
+   region; ``prune_sequences`` then drops the tail of the sequences whose maxima are not
+   clearly above the next lower one or above the largest nominal error (minimum relative
+   drop ``p``, section 3.3). The nominal errors are all the window's points that neither
+   this window nor an earlier one flagged, so an old peak that no window flagged still
+   raises the bar for the new region (``prune_scope="new_region"``, as the reference
+   implementation prunes). ``prune_scope="window"`` instead prunes the uncut sequences of
+   the whole window against the points outside all of them, then keeps the new region.
 5. Each kept sequence scores ``(max e_s in it - epsilon) / (mean(e_s) + std(e_s))``.
 
-Deliberate differences from the reference code: pruning and scoring see each sequence over
-its whole window (so a sequence's maximum is its real peak, never a buffer point), the new
-region of the last window is extended to the end of the series (the reference leaves up
-to ``batch_size - 1`` points before the last batch unjudged), single-point sequences are
-kept, the first ``l_s`` errors are not overwritten (the errors given here are already
-aligned to predictions), and the value range is the 5-95 % percentile range as in the
-reference implementation.
+Deliberate differences from the reference code: the new region of the last window is
+extended to the end of the series (the reference leaves up to ``batch_size - 1`` points
+before the last batch unjudged), single-point sequences are kept, the first window judges
+all its points (the reference ignores the first ``2 * l_s`` of a series of 2,500 points or
+more, which a stream of unknown length cannot know), a window without a candidate flags
+nothing (the reference falls back to ``z_max``), and the value range is the 5-95 %
+percentile range as in the reference implementation.
 """
 
 from __future__ import annotations
@@ -266,7 +271,8 @@ def evaluate_window(
         values: true values of the same points ``[m]``.
         prior_flagged: bool ``[m]``, points earlier windows flagged (excluded from the
             nominal maximum used by pruning).
-        new_start: offset of the window's new region; points before it are never flagged.
+        new_start: offset of the window's new region; points before it are never flagged
+            (and, with ``prune_scope="new_region"``, count as nominal unless flagged before).
         config: threshold settings.
     """
     e = np.asarray(e_s, dtype=np.float64)
@@ -291,6 +297,10 @@ def evaluate_window(
         if not above.any():
             continue
         spread = buffer_mask(above, config.error_buffer)
+        if config.prune_scope == "new_region":
+            spread[:new_start] = False
+            if not spread.any():
+                continue
         runs = mask_to_runs(spread)
         maxima = run_maxima(series, runs)
         nominal = ~spread & ~np.asarray(prior_flagged, dtype=bool)

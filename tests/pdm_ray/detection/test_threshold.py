@@ -164,9 +164,34 @@ def test_evaluate_window_flags_only_its_new_region() -> None:
     whole = evaluate_window(e, values, np.zeros(50, bool), 0, config)
     assert np.flatnonzero(whole.flagged).tolist() == list(range(17, 24))
     assert whole.scores[20] == pytest.approx((1.0 - whole.epsilon) / (e.mean() + e.std()), rel=1e-5)
-    late = evaluate_window(e, values, np.zeros(50, bool), 22, config)
+    late = evaluate_window(e, values, np.zeros(50, bool), 22, config.model_copy(update={"prune_scope": "window"}))
     assert np.flatnonzero(late.flagged).tolist() == [22, 23]
     assert np.all(np.isneginf(late.scores[~late.flagged]))
+
+
+def test_new_region_pruning_compares_the_cut_sequence_with_the_rest_of_the_window() -> None:
+    e = np.full(50, 0.1, dtype=np.float32)
+    e[20] = 1.0
+    values = np.linspace(-1, 1, 50).astype(np.float32)
+    config = ThresholdSettings(error_buffer=3, warmup=0)
+    assert config.prune_scope == "new_region"
+    earlier = np.zeros(50, bool)
+    earlier[17:22] = True
+    # the spike's buffer tail in the new region peaks at 0.1, no higher than the nominal errors
+    tail = evaluate_window(e, values, earlier, 22, config)
+    assert not tail.flagged.any()
+    # the uncut sequence peaks at the spike, so the window rule keeps the tail
+    whole = evaluate_window(e, values, earlier, 22, config.model_copy(update={"prune_scope": "window"}))
+    assert np.flatnonzero(whole.flagged).tolist() == [22, 23]
+    # a spike inside the new region stands out against the old points, which no window flagged
+    e_new = e.copy()
+    e_new[20], e_new[25] = 0.1, 1.0
+    new = evaluate_window(e_new, values, np.zeros(50, bool), 22, config)
+    assert np.flatnonzero(new.flagged).tolist() == list(range(22, 29))
+    # ... but not against an unflagged old peak of the same height
+    e_old = e_new.copy()
+    e_old[5] = 1.0
+    assert not evaluate_window(e_old, values, np.zeros(50, bool), 22, config).flagged.any()
 
 
 def test_evaluate_window_inverted_pass_catches_a_drop() -> None:
