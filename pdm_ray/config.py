@@ -223,7 +223,7 @@ class ThresholdSettings(_Section):
     ``prune_scope`` says what the pruning of a window compares: ``new_region`` (the reference
     implementation's) cuts the sequences to the points the window judges and compares their
     maxima with the largest error no window flagged; ``window`` compares the uncut sequences
-    of the whole window (pdm-ray's rule before 2026-11-27; see ``detection.threshold``).
+    of the whole window (pdm-ray's earlier rule; see ``detection.threshold``).
     ``spot`` configures the extreme-value alternative (``pdm_ray.detection.spot``).
     """
 
