@@ -611,6 +611,7 @@ class Settings(_Section):
     """The whole resolved configuration."""
 
     home: Path = Path(".pdm_ray")
+    compile_cache: bool = True  # share XLA compilations between training processes (pdm_ray.models.compile_cache)
     data: DataSettings = DataSettings()
     windows: WindowSettings = WindowSettings()
     normalize: NormalizeSettings = NormalizeSettings()
@@ -637,6 +638,11 @@ class Settings(_Section):
         if self.tracking.uri:
             return self.tracking.uri
         return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def compile_cache_dir(self) -> Path | None:
+        """Where training processes keep compiled XLA programs: ``home/jax_cache``; None when turned off."""
+        return (self.home / "jax_cache").resolve() if self.compile_cache else None
 
 
 def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:

@@ -27,6 +27,7 @@ from pdm_ray.cores import claim_core
 from pdm_ray.data import load_channel
 from pdm_ray.data.pipeline import prepare_channel
 from pdm_ray.models import EpochMetrics, ModelSpec, TrainedModel, save_model, train
+from pdm_ray.models.compile_cache import use_compile_cache
 from tuning.space import trial_settings
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ def train_channel(config: dict[str, Any], *, settings_doc: dict[str, Any], data_
     """
     claim_core()  # one core per trial: concurrent trials otherwise slow each other down
     settings = trial_settings(Settings.model_validate(settings_doc), model, config)
+    if settings.compile_cache_dir is not None:  # home is absolute here (run_sweep resolves it)
+        use_compile_cache(settings.compile_cache_dir)
     channel = load_channel(data_dir, config["channel"])
     prepared = prepare_channel(channel, settings)
     spec = ModelSpec.from_settings(settings, channel.n_features)

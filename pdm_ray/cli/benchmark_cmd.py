@@ -47,9 +47,12 @@ def _channel_task(
 ) -> tuple[list[ChannelResult], dict[str, npt.NDArray[np.float32]]]:
     from pdm_ray.benchmark.channel import run_channel
     from pdm_ray.cores import claim_core
+    from pdm_ray.models.compile_cache import use_compile_cache
 
     claim_core()  # one core per task (see pdm_ray.cores)
     settings = Settings.model_validate_json(settings_json)
+    if settings.compile_cache_dir is not None:  # home is absolute here (run_benchmark resolves it)
+        use_compile_cache(settings.compile_cache_dir)
     channel = load_channel(data_dir, chan_id, load_labels(data_dir))
     run = run_channel(channel, settings, model)
     return list(run.results), run.predictions
@@ -62,7 +65,7 @@ def run_benchmark(
     import ray
 
     task = ray.remote(num_cpus=1, max_retries=0)(_channel_task).options(runtime_env={"env_vars": ONE_CORE_ENV})
-    settings_json = settings.model_dump_json()
+    settings_json = settings.model_copy(update={"home": settings.home.resolve()}).model_dump_json()
     pending = [task.remote(data_dir, c, settings_json, model) for c in channels]
     with progress(len(pending), f"benchmark {model}") as bar:
         while pending:

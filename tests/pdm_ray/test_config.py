@@ -31,6 +31,13 @@ def test_tracking_uri_defaults_to_sqlite_under_home(tmp_path: Path) -> None:
     assert settings.tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
 
 
+def test_compile_cache_lives_under_home_and_can_be_turned_off(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, f"home: {tmp_path}\n"), env={})
+    assert settings.compile_cache_dir == tmp_path.resolve() / "jax_cache"
+    off = load_settings(write(tmp_path, f"home: {tmp_path}\n"), env={"PDM_COMPILE_CACHE": "false"})
+    assert off.compile_cache_dir is None
+
+
 def test_env_overrides_nested_fields_and_home(tmp_path: Path) -> None:
     path = write(tmp_path, "train:\n  epochs: 7\n")
     settings = load_settings(path, env={"PDM_HOME": "/srv/pdm", "PDM_TRAIN__EPOCHS": "3", "PDM_UNRELATED": "x"})

@@ -87,6 +87,12 @@ def test_best_trial_per_channel_is_registered_as_staging(swept: Swept) -> None:
         assert set(best.config) == {"learning_rate", "units", "layers"}
 
 
+def test_trials_share_compiled_programs_under_home(swept: Swept) -> None:
+    # Trial actors write XLA programs to home/jax_cache, so later actors load rather than compile.
+    entries = {p.name.split("-")[0] for p in (swept.home / "jax_cache").glob("*-cache")}
+    assert {"jit_train_step", "jit__forecast_step"} <= entries
+
+
 def test_unreachable_tracking_uri_fails_before_any_trial(tmp_path: Path, tiny_data: Callable[..., Path]) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
