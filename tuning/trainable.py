@@ -62,8 +62,7 @@ def train_channel(config: dict[str, Any], *, settings_doc: dict[str, Any], data_
     """
     claim_core()  # one core per trial: concurrent trials otherwise slow each other down
     settings = trial_settings(Settings.model_validate(settings_doc), model, config)
-    if settings.compile_cache_dir is not None:  # home is absolute here (run_sweep resolves it)
-        use_compile_cache(settings.compile_cache_dir)
+    use_compile_cache(settings.compile_cache_dir)  # home is absolute here (run_sweep resolves it)
     channel = load_channel(data_dir, config["channel"])
     prepared = prepare_channel(channel, settings)
     spec = ModelSpec.from_settings(settings, channel.n_features)

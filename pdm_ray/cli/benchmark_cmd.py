@@ -51,8 +51,7 @@ def _channel_task(
 
     claim_core()  # one core per task (see pdm_ray.cores)
     settings = Settings.model_validate_json(settings_json)
-    if settings.compile_cache_dir is not None:  # home is absolute here (run_benchmark resolves it)
-        use_compile_cache(settings.compile_cache_dir)
+    use_compile_cache(settings.compile_cache_dir)  # home is absolute here (run_benchmark resolves it)
     channel = load_channel(data_dir, chan_id, load_labels(data_dir))
     run = run_channel(channel, settings, model)
     return list(run.results), run.predictions

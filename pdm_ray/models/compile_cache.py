@@ -13,20 +13,31 @@ writes, which makes processes writing the same folder at once safe.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import jax
 
+logger = logging.getLogger(__name__)
+
 MAX_BYTES = 1 << 30  # least recently used entries go beyond this (a sweep's shapes take about 1 MB)
 
 
-def use_compile_cache(folder: Path) -> None:
+def use_compile_cache(folder: Path | None) -> None:
     """Read and write compiled XLA programs under ``folder`` from now on in this process.
 
-    Call it before the process compiles anything: JAX decides once per process whether
-    the cache is on.
+    ``None`` (``compile_cache: false``) leaves the cache off. A folder that cannot be
+    created leaves it off too, with a warning: the cache only saves time, so it must never
+    fail a training. Call it before the process compiles anything: JAX decides once per
+    process whether the cache is on.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        logger.warning("compile cache off: cannot create %s (%s)", folder, exc)
+        return
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # default 1 s skips the forecast steps
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
