@@ -23,9 +23,10 @@ import io
 import json
 import logging
 import math
+import os
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,16 +117,26 @@ class SweepResult:
 
 
 class TrialRunsCallback(MLflowLoggerCallback):
-    """Tune's ``MLflowLoggerCallback`` with per-trial tags and one batched write per result.
+    """Tune's ``MLflowLoggerCallback`` with per-trial tags and batched metric writes.
 
     The base callback gives every run the same tags (here: ``mlflow.parentRunId``, sweep
     id, model, data version); the channel differs per trial, so it is added when the run
     is created. The base logs every numeric field of a result with one request each
-    (about 20 SQLite transactions per epoch, all in the driver); this logs the metrics the
-    trainable reports plus Tune's timings in a single ``log_batch``.
+    (about 20 SQLite transactions per epoch, all in the driver, on the cores the trials
+    train on). This keeps the metrics the trainable reports plus Tune's timings, each
+    with the step and time of its epoch, and writes a trial's pending epochs in one
+    ``log_batch`` once ``flush_seconds`` have passed since its last write, and when the
+    trial ends. So a run in the MLflow UI lags its trial by at most ``flush_seconds``.
     """
 
     METRICS = (*EPOCH_METRICS, "time_this_iter_s", "time_total_s")
+    MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch
+
+    def __init__(self, *args: Any, flush_seconds: float = 5.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.flush_seconds = flush_seconds
+        self._pending: dict[Trial, list[Metric]] = {}
+        self._written_at: dict[Trial, float] = {}
 
     def log_trial_start(self, trial: Trial) -> None:
         if trial not in self._trial_runs:
@@ -143,8 +154,29 @@ class TrialRunsCallback(MLflowLoggerCallback):
     def log_trial_result(self, iteration: int, trial: Trial, result: dict[str, Any]) -> None:
         step = int(result[TRAINING_ITERATION])
         stamp = int(time.time() * 1000)
-        metrics = [Metric(k, float(result[k]), stamp, step) for k in self.METRICS if k in result]
-        MlflowClient(self.tracking_uri).log_batch(self._trial_runs[trial], metrics=metrics)
+        pending = self._pending.setdefault(trial, [])
+        pending.extend(Metric(k, float(result[k]), stamp, step) for k in self.METRICS if k in result)
+        if time.monotonic() - self._written_at.setdefault(trial, time.monotonic()) >= self.flush_seconds:
+            self._write(trial)
+
+    def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
+        self._write(trial)
+        self._written_at.pop(trial, None)
+        super().log_trial_end(trial, failed)
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        for trial in list(self._pending):  # trials that never ended, e.g. on an interrupt
+            self._write(trial)
+        super().on_experiment_end(trials, **info)
+
+    def _write(self, trial: Trial) -> None:
+        """Log the trial's pending metrics (in order) and start its next interval."""
+        pending = self._pending.pop(trial, [])
+        for start in range(0, len(pending), self.MAX_BATCH):
+            MlflowClient(self.tracking_uri).log_batch(
+                self._trial_runs[trial], metrics=pending[start : start + self.MAX_BATCH]
+            )
+        self._written_at[trial] = time.monotonic()
 
 
 def sweep_settings(
@@ -240,6 +272,28 @@ def _trial_runs(tracking: Tracking, parent_run_id: str) -> dict[str, str]:
         [tracking.experiment_id], f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'", max_results=10000
     )
     return {r.data.tags["pdm.trial_id"]: r.info.run_id for r in runs if "pdm.trial_id" in r.data.tags}
+
+
+@contextlib.contextmanager
+def _without_tune_file_loggers() -> Iterator[None]:
+    """Keep Tune from adding its CSV, JSON and TensorBoard writers to every trial.
+
+    MLflow is the sweep's record of every result; Tune's own per-trial files only repeated
+    it, at the driver's expense (a TensorBoard writer thread per trial, three file writes
+    per epoch). Tune reads the switch from the environment when ``fit`` builds its
+    callbacks, so it is set for that call only. Checkpoints and Tune's experiment state are
+    still written.
+    """
+    key = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+    before = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[key]
+        else:
+            os.environ[key] = before
 
 
 def _error_line(error: BaseException) -> str:
@@ -373,7 +427,7 @@ def run_sweep(
     # Tune's console reporter prints its header even at verbose=0; quiet means quiet.
     quiet = contextlib.redirect_stdout(io.StringIO()) if verbose == 0 else contextlib.nullcontext()
     try:
-        with quiet:
+        with quiet, _without_tune_file_loggers():
             grid = tuner.fit()
     except BaseException:
         end_run(tracking, parent, "FAILED")

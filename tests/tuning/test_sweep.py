@@ -7,6 +7,7 @@ module; the tests then read what it left in MLflow and the registry.
 from __future__ import annotations
 
 import doctest
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,6 +86,15 @@ def test_best_trial_per_channel_is_registered_as_staging(swept: Swept) -> None:
         assert version.tags["pdm.sweep_id"] == swept.result.sweep_id
         assert float(version.tags["pdm.val_loss"]) == pytest.approx(best.val_loss, rel=1e-5)
         assert set(best.config) == {"learning_rate", "units", "layers"}
+
+
+def test_tune_writes_checkpoints_but_not_its_own_result_logs(swept: Swept) -> None:
+    # MLflow holds every result; Tune's CSV/JSON/TensorBoard files per trial would repeat it.
+    tune_dir = Path(swept.result.tune_path)
+    assert list(tune_dir.rglob("checkpoint_*")), "trials should still checkpoint"
+    for pattern in ("progress.csv", "result.json", "events.out.tfevents*"):
+        assert not list(tune_dir.rglob(pattern)), pattern
+    assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ  # set for the fit only
 
 
 def test_trials_share_compiled_programs_under_home(swept: Swept) -> None:
