@@ -39,6 +39,7 @@ from pydantic import ValidationError
 from ray import tune
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.experiment import Trial
+from ray.tune.logger import JsonLoggerCallback
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -275,14 +276,14 @@ def _trial_runs(tracking: Tracking, parent_run_id: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _without_tune_file_loggers() -> Iterator[None]:
-    """Keep Tune from adding its CSV, JSON and TensorBoard writers to every trial.
+def _only_given_tune_loggers() -> Iterator[None]:
+    """Keep Tune from adding its default CSV, JSON and TensorBoard writers to every trial.
 
-    MLflow is the sweep's record of every result; Tune's own per-trial files only repeated
-    it, at the driver's expense (a TensorBoard writer thread per trial, three file writes
-    per epoch). Tune reads the switch from the environment when ``fit`` builds its
-    callbacks, so it is set for that call only. Checkpoints and Tune's experiment state are
-    still written.
+    MLflow is the sweep's record of every result; the CSV and TensorBoard files only
+    repeated it, at the driver's expense (a TensorBoard writer thread per trial, a file
+    write per epoch each). The sweep passes Tune's JSON logger itself: ``result.json`` is
+    what Tune's own result loading reads. Tune reads the switch from the environment when
+    ``fit`` builds its callbacks, so it is set for that call only.
     """
     key = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
     before = os.environ.get(key)
@@ -417,7 +418,8 @@ def run_sweep(
                     tracking_uri=tracking.uri,
                     experiment_name=settings.tracking.experiment,
                     tags={PARENT_RUN_TAG: parent, **common_tags},
-                )
+                ),
+                JsonLoggerCallback(),
             ],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             verbose=verbose,
@@ -427,7 +429,7 @@ def run_sweep(
     # Tune's console reporter prints its header even at verbose=0; quiet means quiet.
     quiet = contextlib.redirect_stdout(io.StringIO()) if verbose == 0 else contextlib.nullcontext()
     try:
-        with quiet, _without_tune_file_loggers():
+        with quiet, _only_given_tune_loggers():
             grid = tuner.fit()
     except BaseException:
         end_run(tracking, parent, "FAILED")
