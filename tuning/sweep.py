@@ -157,7 +157,8 @@ class TrialRunsCallback(MLflowLoggerCallback):
         stamp = int(time.time() * 1000)
         pending = self._pending.setdefault(trial, [])
         pending.extend(Metric(k, float(result[k]), stamp, step) for k in self.METRICS if k in result)
-        if time.monotonic() - self._written_at.setdefault(trial, time.monotonic()) >= self.flush_seconds:
+        now = time.monotonic()
+        if now - self._written_at.setdefault(trial, now) >= self.flush_seconds:
             self._write(trial)
 
     def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
@@ -173,10 +174,9 @@ class TrialRunsCallback(MLflowLoggerCallback):
     def _write(self, trial: Trial) -> None:
         """Log the trial's pending metrics (in order) and start its next interval."""
         pending = self._pending.pop(trial, [])
+        client = MlflowClient(self.tracking_uri)
         for start in range(0, len(pending), self.MAX_BATCH):
-            MlflowClient(self.tracking_uri).log_batch(
-                self._trial_runs[trial], metrics=pending[start : start + self.MAX_BATCH]
-            )
+            client.log_batch(self._trial_runs[trial], metrics=pending[start : start + self.MAX_BATCH])
         self._written_at[trial] = time.monotonic()
 
 
