@@ -6,14 +6,15 @@ ingress on (``serve.direct_ingress_port`` = ``DIRECT_INGRESS_PORT``, with room f
 ingress replicas), as ``pdm-ray serve`` starts it with that setting: Serve tests reach an app
 through the proxy and, where they ask, straight at its ``Api`` replica. Creating MLflow's
 SQLite schema costs tens of seconds, so it is done once per session and each ``mlflow_uri``
-is a copy. JAX runs on the CPU everywhere.
+is a copy (``pdm_ray.tracking.runs.new_sqlite_store``, with its template in a cache directory of
+the session's own, which the CLI's subprocesses share through ``XDG_CACHE_HOME``). JAX runs on
+the CPU everywhere.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,20 +93,27 @@ def serve_port(ray_cluster: None) -> Iterator[int]:
         serve.shutdown()
 
 
-@pytest.fixture(scope="session")
-def _mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty MLflow SQLite store with the current schema, created once per session."""
-    from mlflow.tracking import MlflowClient
-
-    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{db}").search_experiments()
-    return db
+@pytest.fixture(scope="session", autouse=True)
+def _schema_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Empty-store templates in a directory of this session's, not the user's cache."""
+    cache = tmp_path_factory.mktemp("cache")
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    try:
+        yield cache
+    finally:
+        if saved is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = saved
 
 
 @pytest.fixture
-def mlflow_uri(_mlflow_template: Path, tmp_path: Path) -> str:
+def mlflow_uri(tmp_path: Path) -> str:
     """A fresh, empty MLflow SQLite tracking/registry URI under ``tmp_path``."""
+    from pdm_ray.tracking.runs import new_sqlite_store
+
     db = tmp_path / "mlflow" / "mlflow.db"
     db.parent.mkdir()
-    shutil.copyfile(_mlflow_template, db)
+    assert new_sqlite_store(db)
     return f"sqlite:///{db}"

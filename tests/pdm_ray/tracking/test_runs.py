@@ -13,6 +13,7 @@ from pdm_ray.tracking.runs import (
     connect_settings,
     default_artifact_location,
     end_run,
+    new_sqlite_store,
     start_parent_run,
 )
 
@@ -74,3 +75,41 @@ def test_parent_run_groups_children_and_ends_with_the_outcome(mlflow_uri: str) -
     assert run.data.params == {"model": "lstm", "num_samples": "2"}
     found = tracking.client.search_runs([tracking.experiment_id], f"tags.`{PARENT_RUN_TAG}` = '{parent}'")
     assert [r.info.run_id for r in found] == [child.info.run_id]
+
+
+def test_a_new_sqlite_store_is_a_copy_of_an_empty_store_kept_per_mlflow_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = connect(f"sqlite:///{tmp_path}/a/mlflow.db", "exp", artifact_location=(tmp_path / "art-a").as_uri())
+    (template,) = (tmp_path / "cache" / "pdm-ray").glob("mlflow-*-empty.db")
+    built = template.stat().st_mtime_ns
+    second = connect(f"sqlite:///{tmp_path}/b/mlflow.db", "exp", artifact_location=(tmp_path / "art-b").as_uri())
+    assert template.stat().st_mtime_ns == built  # reused, not rebuilt
+    assert not list(template.parent.glob("*.tmp")) and not list((tmp_path / "a").glob("*.tmp"))
+
+    run = first.client.create_run(first.experiment_id)
+    assert second.client.search_runs([second.experiment_id]) == []  # two stores, not one
+    assert first.client.get_run(run.info.run_id).info.experiment_id == first.experiment_id
+    # The template holds no experiment: each store's Default one is MLflow's, made when it opened.
+    assert [e.name for e in second.client.search_experiments()] == ["exp", "Default"]
+    assert second.client.get_experiment(second.experiment_id).artifact_location == (tmp_path / "art-b").as_uri()
+
+
+def test_new_sqlite_store_never_touches_an_existing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"someone else's")
+    assert not new_sqlite_store(db)
+    assert db.read_bytes() == b"someone else's"
+
+
+def test_an_unusable_cache_leaves_the_schema_to_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "not-a-dir").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-dir"))
+    db = tmp_path / "store" / "mlflow.db"
+    db.parent.mkdir()
+    assert not new_sqlite_store(db)
+    assert not db.exists() and not list(db.parent.iterdir())
+    tracking = connect(f"sqlite:///{db}", "exp")
+    assert tracking.client.get_experiment_by_name("exp") is not None
