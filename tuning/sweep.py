@@ -275,26 +275,32 @@ def _trial_runs(tracking: Tracking, parent_run_id: str) -> dict[str, str]:
     return {r.data.tags["pdm.trial_id"]: r.info.run_id for r in runs if "pdm.trial_id" in r.data.tags}
 
 
-@contextlib.contextmanager
-def _only_given_tune_loggers() -> Iterator[None]:
-    """Keep Tune from adding its default CSV, JSON and TensorBoard writers to every trial.
+#: Tune reads these from the environment when ``fit`` starts; the sweep sets them for that call
+#: only. Tune's default CSV and TensorBoard writers only repeat what MLflow records, at the
+#: driver's expense (a TensorBoard writer thread per trial, a file write per epoch each), so
+#: they are off; the sweep passes Tune's JSON logger itself, since ``result.json`` is what
+#: Tune's result loading reads.
+_TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+#: Set only where the caller has not: trials checkpoint every improved epoch and keep one
+#: checkpoint, which makes Tune snapshot its state often by design, so its warning about
+#: that is noise.
+_TUNE_ENV_DEFAULTS = {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 
-    MLflow is the sweep's record of every result; the CSV and TensorBoard files only
-    repeated it, at the driver's expense (a TensorBoard writer thread per trial, a file
-    write per epoch each). The sweep passes Tune's JSON logger itself: ``result.json`` is
-    what Tune's own result loading reads. Tune reads the switch from the environment when
-    ``fit`` builds its callbacks, so it is set for that call only.
-    """
-    key = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
-    before = os.environ.get(key)
-    os.environ[key] = "1"
+
+@contextlib.contextmanager
+def _tune_environment() -> Iterator[None]:
+    """Apply ``_TUNE_ENV`` and ``_TUNE_ENV_DEFAULTS`` around ``fit``, then restore the environment."""
+    before = {key: os.environ.get(key) for key in {**_TUNE_ENV, **_TUNE_ENV_DEFAULTS}}
+    os.environ.update(_TUNE_ENV)
+    os.environ.update({k: v for k, v in _TUNE_ENV_DEFAULTS.items() if before[k] is None})
     try:
         yield
     finally:
-        if before is None:
-            del os.environ[key]
-        else:
-            os.environ[key] = before
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _error_line(error: BaseException) -> str:
@@ -429,7 +435,7 @@ def run_sweep(
     # Tune's console reporter prints its header even at verbose=0; quiet means quiet.
     quiet = contextlib.redirect_stdout(io.StringIO()) if verbose == 0 else contextlib.nullcontext()
     try:
-        with quiet, _only_given_tune_loggers():
+        with quiet, _tune_environment():
             grid = tuner.fit()
     except BaseException:
         end_run(tracking, parent, "FAILED")

@@ -42,9 +42,6 @@ def tune(args: argparse.Namespace) -> int:
     interactive = sys.stdout.isatty()
     if not interactive:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # Each improved epoch checkpoints and keeps one checkpoint per trial, which makes Tune
-    # snapshot its state often; that is intended, so its warning about it is noise here.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     result = run_sweep(
         channels,
         args.model,

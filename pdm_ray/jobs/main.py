@@ -129,8 +129,6 @@ def _models(
     if reused:
         out(f"    reusing production models for {', '.join(reused)} (--retrain to train again)")
     if to_train:
-        # Tune warns on every frequent checkpoint snapshot; our trials checkpoint by design.
-        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         run = settings.run
         small = settings.model_copy(
             update={"train": settings.train.model_copy(update={"epochs": run.epochs, "patience": run.epochs})}

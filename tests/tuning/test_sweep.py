@@ -20,7 +20,7 @@ from pdm_ray.config import DEFAULT_CONFIG, Settings
 from pdm_ray.errors import SweepError, TrackingError, UnknownSensorError
 from pdm_ray.tracking.runs import PARENT_RUN_TAG
 from tuning import sweep as sweep_module
-from tuning.sweep import SweepResult, run_sweep
+from tuning.sweep import SweepResult, _tune_environment, run_sweep
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -95,7 +95,23 @@ def test_tune_writes_checkpoints_and_json_results_but_no_csv_or_tensorboard(swep
     assert len(list(tune_dir.rglob("result.json"))) == swept.result.n_trials  # Tune's result loading reads it
     for pattern in ("progress.csv", "events.out.tfevents*"):
         assert not list(tune_dir.rglob(pattern)), pattern
-    assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ  # set for the fit only
+    for key in ("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"):
+        assert key not in os.environ, key  # set for the fit only
+
+
+def test_tune_environment_keeps_a_callers_warning_threshold_and_restores_everything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "7")
+    monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+    with _tune_environment():
+        assert os.environ["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] == "7"
+        assert os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "1"
+    assert os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "0"
+    monkeypatch.delenv("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S")
+    with _tune_environment():
+        assert os.environ["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] == "0"
+    assert "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S" not in os.environ
 
 
 def test_trials_share_compiled_programs_under_home(swept: Swept) -> None:
