@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -84,6 +84,15 @@ def schema_cache_dir() -> Path:
     return Path(base) / "pdm-ray"
 
 
+def _unique_sibling(path: Path) -> Path:
+    """A new name next to ``path`` for a file that is moved into place when complete.
+
+    Not ``mkstemp``: its files are private (0600), and a store must get the permissions the
+    umask gives, as one MLflow creates does.
+    """
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
 def _empty_store_template() -> Path:
     """An empty SQLite store at this MLflow's current schema, built once per MLflow version.
 
@@ -98,8 +107,7 @@ def _empty_store_template() -> Path:
     if template.exists():
         return template
     cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache, prefix=template.name, suffix=".tmp")
-    os.close(fd)
+    tmp = _unique_sibling(template)
     try:
         engine = sqlalchemy.create_engine(f"sqlite:///{tmp}")
         try:
@@ -108,7 +116,7 @@ def _empty_store_template() -> Path:
             engine.dispose()
         os.replace(tmp, template)  # whole or absent: concurrent builders each replace it with an equal file
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     return template
 
 
@@ -125,13 +133,12 @@ def new_sqlite_store(db: Path) -> bool:
         return False
     try:
         template = _empty_store_template()
-        fd, tmp = tempfile.mkstemp(dir=db.parent, prefix=db.name, suffix=".tmp")
-        os.close(fd)
+        tmp = _unique_sibling(db)
         try:
             shutil.copyfile(template, tmp)
             os.link(tmp, db)  # fails if db appeared meanwhile: that store wins
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
     except FileExistsError:
         return False
     except Exception as exc:  # any failure leaves MLflow's own set-up to run

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -58,7 +59,6 @@ def test_fail_fast_settings_do_not_leak_into_the_environment(monkeypatch: pytest
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
     with pytest.raises(TrackingError):
         connect(f"http://127.0.0.1:{_closed_port()}", "pdm-ray", timeout_s=1)
-    import os
 
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
     assert "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ
@@ -87,6 +87,10 @@ def test_a_new_sqlite_store_is_a_copy_of_an_empty_store_kept_per_mlflow_version(
     second = connect(f"sqlite:///{tmp_path}/b/mlflow.db", "exp", artifact_location=(tmp_path / "art-b").as_uri())
     assert template.stat().st_mtime_ns == built  # reused, not rebuilt
     assert not list(template.parent.glob("*.tmp")) and not list((tmp_path / "a").glob("*.tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    for made in (template, tmp_path / "a" / "mlflow.db"):  # as open() makes files, not private ones
+        assert made.stat().st_mode & 0o777 == 0o666 & ~umask, made
 
     run = first.client.create_run(first.experiment_id)
     assert second.client.search_runs([second.experiment_id]) == []  # two stores, not one
