@@ -9,6 +9,7 @@ history) as its artifact, so ``mlflow.pyfunc.load_model(uri)`` in any process wi
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -114,6 +115,17 @@ def _pip_requirements() -> list[str]:
     return pins
 
 
+class _NoSignatureNotice(logging.Filter):
+    """Drops MLflow's warning that ``predict``'s hints give no signature: that is by design.
+
+    The forecaster takes windows ``[N, l_s, F]`` or a series ``[T, F]``, which no one
+    signature describes (see ``ForecasterModel.predict``).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to infer model signature: Type hint")
+
+
 def save_pyfunc(model: TrainedModel, path: str | Path) -> Path:
     """Write ``model`` as an MLflow pyfunc model directory at ``path`` (must not exist yet).
 
@@ -123,12 +135,18 @@ def save_pyfunc(model: TrainedModel, path: str | Path) -> Path:
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = save_model(model, Path(tmp) / "forecaster")
-        mlflow.pyfunc.save_model(
-            path,
-            python_model=str(_MODEL_CODE),
-            artifacts={ARTIFACT_KEY: str(model_dir)},
-            pip_requirements=_pip_requirements(),
-        )
+        notice = _NoSignatureNotice()
+        mlflow_logger = logging.getLogger("mlflow.pyfunc")
+        mlflow_logger.addFilter(notice)
+        try:
+            mlflow.pyfunc.save_model(
+                path,
+                python_model=str(_MODEL_CODE),
+                artifacts={ARTIFACT_KEY: str(model_dir)},
+                pip_requirements=_pip_requirements(),
+            )
+        finally:
+            mlflow_logger.removeFilter(notice)
     return path
 
 

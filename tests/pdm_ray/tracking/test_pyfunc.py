@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -53,3 +54,19 @@ def test_saved_pyfunc_predicts_like_the_model_from_a_dataframe(
     np.testing.assert_allclose(loaded.predict(frame), forecast(good_model, channel.test[:50]), rtol=1e-6)
     restored = load_forecaster(str(path))
     assert restored.spec == good_model.spec and restored.normalizer == good_model.normalizer
+
+
+def test_saving_does_not_warn_that_predict_has_no_signature(good_model: TrainedModel, tmp_path: Path) -> None:
+    # One signature cannot describe both windows and a series, so none is inferred on purpose.
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    mlflow_logger = logging.getLogger("mlflow.pyfunc")
+    mlflow_logger.addHandler(handler)
+    try:
+        save_pyfunc(good_model, tmp_path / "model")
+    finally:
+        mlflow_logger.removeHandler(handler)
+    assert not [m for m in seen if "infer model signature" in m]
+    assert not mlflow_logger.filters  # the filter lives for the save only
+    assert (tmp_path / "model" / "MLmodel").is_file()
