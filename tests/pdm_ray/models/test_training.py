@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pdm_ray.config import TrainSettings
 from pdm_ray.errors import DataError, InsufficientDataError
 from pdm_ray.models import EpochMetrics, ModelSpec, TrainedModel, predict, train, train_step
+from pdm_ray.models.networks import member_network
 from pdm_ray.models.training import TrainState, _weighted_mse, create_train_state, padded_batches, persistence_mse
 
 Windows = tuple[np.ndarray, np.ndarray]
@@ -59,6 +60,20 @@ def test_learning_rate_is_applied_without_recompiling(windows: Windows, small_sp
     assert moves[1e-2] == pytest.approx(1e-2, rel=0.1)
     assert moves[1e-3] == pytest.approx(1e-3, rel=0.1)
     assert moves[1e-4] == pytest.approx(1e-4, rel=0.1)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+def test_init_params_match_a_default_compile(kind: str, small_spec: Callable[[str], ModelSpec]) -> None:
+    """Init compiles with fewer LLVM passes (``INIT_COMPILER_OPTIONS``) yet gives the same bits."""
+    spec = small_spec(kind)
+    net = member_network(spec)
+    dummy = jnp.zeros((1, spec.l_s, spec.n_features), jnp.float32)
+    rng = jax.random.PRNGKey(3)
+    fast = create_train_state(spec, 1e-3, rng).params
+    default = jax.jit(lambda r, d: net.init(r, d, train=False)["params"])(rng, dummy)
+    assert jax.tree.structure(fast) == jax.tree.structure(default)
+    for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(default), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_padding_weights_do_not_change_the_loss(windows: Windows, small_spec: Callable[[str], ModelSpec]) -> None:
