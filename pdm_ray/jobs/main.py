@@ -408,6 +408,7 @@ def run_main_job(settings: Settings, options: JobOptions, out: Printer = print) 
         outcomes = {ch.id: SensorOutcome(ch) for ch in channels}
         _quality(channels, settings, outcomes, out)
     with step("start or attach to Ray"):
+        own_ray = not ray.is_initialized() and not settings.ray.address
         connect_ray(settings)
         out(f"    {ray.cluster_resources().get('CPU', 0):.0f} CPUs, namespace {settings.ray.namespace}")
     try:
@@ -427,8 +428,12 @@ def run_main_job(settings: Settings, options: JobOptions, out: Printer = print) 
             out(f"serving on http://{settings.serve.host}:{settings.serve.port} until Ctrl-C")
             threading.Event().wait()
     finally:
-        if serve_started():
-            serve.shutdown()
+        if own_ray:
+            # A local Ray started here takes the app down with it. Serve's orderly shutdown
+            # would only add seconds and make Ray print a failed ServeController task.
+            ray.shutdown()
+        elif serve_started():
+            serve.shutdown()  # on a cluster the app would outlive the job
     counts = {k: int(totals[k]) for k in ("tp", "fp", "fn")}
     return JobResult(report, counts, totals["precision"], totals["recall"], totals["f1"], seconds)
 
