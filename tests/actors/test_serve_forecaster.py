@@ -8,7 +8,6 @@ free loopback port; Serve is shut down after the module.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,7 +27,7 @@ from pdm_ray.models import ModelSpec, TrainedModel, train
 from pdm_ray.streaming import Scoring
 from pdm_ray.tracking.pyfunc import forecast
 from pdm_ray.tracking.registry import load_version, model_name
-from pdm_ray.tracking.runs import Tracking, connect_settings
+from pdm_ray.tracking.runs import Tracking, connect_settings, new_sqlite_store
 from tests.serve_apps.support import promote_alias, register
 
 from .conftest import sine_batches, small_settings
@@ -52,13 +51,13 @@ def _values(n: int) -> npt.NDArray[np.float32]:
 
 
 @pytest.fixture(scope="module")
-def deployed(serve_port: int, tmp_path_factory: pytest.TempPathFactory, _mlflow_template: Path) -> Iterator[Deployed]:
+def deployed(serve_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     from ray import serve
 
     from serve_apps.app import application
 
     home = tmp_path_factory.mktemp("serve-forecaster")
-    shutil.copyfile(_mlflow_template, home / "mlflow.db")
+    new_sqlite_store(home / "mlflow.db")
     settings = small_settings(home)
     # one_event_loop: the replica's router shares its main loop; the sync sensor actors keep theirs.
     serve_cfg = settings.serve.model_copy(

@@ -11,13 +11,10 @@ Each module gets its own registry with:
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from pdm_ray.models import TrainedModel
-from pdm_ray.tracking.runs import connect_settings
+from pdm_ray.tracking.runs import connect_settings, new_sqlite_store
 from tests.serve_apps.support import Registry, register, serve_settings, train_tiny
 
 
@@ -29,12 +26,10 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[int, TrainedMo
 
 
 @pytest.fixture(scope="module")
-def registry(
-    tmp_path_factory: pytest.TempPathFactory, _mlflow_template: Path, tiny_models: dict[int, TrainedModel]
-) -> Registry:
+def registry(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[int, TrainedModel]) -> Registry:
     """A fresh registry with S-1, C-1 (production) and N-1 (staging only)."""
     home = tmp_path_factory.mktemp("serve-home")
-    shutil.copyfile(_mlflow_template, home / "mlflow.db")
+    new_sqlite_store(home / "mlflow.db")
     settings = serve_settings(home)
     tracking = connect_settings(settings)
     register(tracking, "S-1", tiny_models[1], production=True)

@@ -8,7 +8,6 @@ proxy's port and on the ``Api`` replica's own port.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +20,7 @@ import httpx
 import pytest
 
 from pdm_ray.cli import main
+from pdm_ray.tracking.runs import new_sqlite_store
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -47,8 +47,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_serve_runs_until_interrupted(tmp_path: Path, _mlflow_template: Path) -> None:
-    shutil.copyfile(_mlflow_template, tmp_path / "mlflow.db")  # the embedded store, its schema made once
+def test_serve_runs_until_interrupted(tmp_path: Path) -> None:
+    new_sqlite_store(tmp_path / "mlflow.db")  # the embedded store, from the session's template
     port, direct = _free_port(), _free_port()
     env = {
         **os.environ,
