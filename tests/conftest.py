@@ -96,16 +96,11 @@ def serve_port(ray_cluster: None) -> Iterator[int]:
 @pytest.fixture(scope="session", autouse=True)
 def _schema_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Empty-store templates in a directory of this session's, not the user's cache."""
+    from pdm_ray.environment import scoped_environ
+
     cache = tmp_path_factory.mktemp("cache")
-    saved = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(cache)
-    try:
+    with scoped_environ({"XDG_CACHE_HOME": str(cache)}):
         yield cache
-    finally:
-        if saved is None:
-            os.environ.pop("XDG_CACHE_HOME", None)
-        else:
-            os.environ["XDG_CACHE_HOME"] = saved
 
 
 @pytest.fixture

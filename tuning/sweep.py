@@ -23,10 +23,9 @@ import io
 import json
 import logging
 import math
-import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +48,7 @@ from pdm_ray.cores import ONE_CORE_ENV
 from pdm_ray.data import largest_first, list_channels, load_channel
 from pdm_ray.data.pipeline import prepare_channel
 from pdm_ray.data.versioning import data_version
+from pdm_ray.environment import scoped_environ
 from pdm_ray.errors import ConfigError, SweepError, UnknownSensorError
 from pdm_ray.ids import validate_sensor_id
 from pdm_ray.models import load_model
@@ -287,20 +287,9 @@ _TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 _TUNE_ENV_DEFAULTS = {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 
 
-@contextlib.contextmanager
-def _tune_environment() -> Iterator[None]:
-    """Apply ``_TUNE_ENV`` and ``_TUNE_ENV_DEFAULTS`` around ``fit``, then restore the environment."""
-    before = {key: os.environ.get(key) for key in {**_TUNE_ENV, **_TUNE_ENV_DEFAULTS}}
-    os.environ.update(_TUNE_ENV)
-    os.environ.update({k: v for k, v in _TUNE_ENV_DEFAULTS.items() if before[k] is None})
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def _tune_environment() -> contextlib.AbstractContextManager[None]:
+    """``_TUNE_ENV`` and ``_TUNE_ENV_DEFAULTS`` around ``fit``; the environment is restored after."""
+    return scoped_environ(_TUNE_ENV, _TUNE_ENV_DEFAULTS)
 
 
 def _error_line(error: BaseException) -> str:

@@ -15,8 +15,8 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.version import VERSION as MLFLOW_VERSION
 
 from pdm_ray.config import Settings
+from pdm_ray.environment import scoped_environ
 from pdm_ray.errors import TrackingError
 
 logger = logging.getLogger(__name__)
@@ -52,24 +53,15 @@ class Tracking:
     client: MlflowClient = field(repr=False, compare=False)
 
 
-@contextmanager
-def _fail_fast(timeout_s: float) -> Iterator[None]:
+def _fail_fast(timeout_s: float) -> AbstractContextManager[None]:
     """No retries and a short timeout for HTTP requests made inside the block.
 
     MLflow reads these variables per request; its defaults (7 retries with back-off, 120 s
     timeout) would make a wrong URI hang for minutes before the first trial.
     """
-    names = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(timeout_s)))}
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update(names)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return scoped_environ(
+        {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(timeout_s)))}
+    )
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -78,7 +70,7 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
 
 
-def schema_cache_dir() -> Path:
+def _schema_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/pdm-ray`` (default ``~/.cache/pdm-ray``): where empty stores are kept."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "pdm-ray"
@@ -102,7 +94,7 @@ def _empty_store_template() -> Path:
     import sqlalchemy
     from mlflow.store.db.utils import _initialize_tables  # what MLflow runs on a new store
 
-    cache = schema_cache_dir()
+    cache = _schema_cache_dir()
     template = cache / f"mlflow-{MLFLOW_VERSION}-empty.db"
     if template.exists():
         return template

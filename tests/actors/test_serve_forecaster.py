@@ -27,7 +27,7 @@ from pdm_ray.models import ModelSpec, TrainedModel, train
 from pdm_ray.streaming import Scoring
 from pdm_ray.tracking.pyfunc import forecast
 from pdm_ray.tracking.registry import load_version, model_name
-from pdm_ray.tracking.runs import Tracking, connect_settings, new_sqlite_store
+from pdm_ray.tracking.runs import Tracking, connect_settings
 from tests.serve_apps.support import promote_alias, register
 
 from .conftest import sine_batches, small_settings
@@ -57,7 +57,6 @@ def deployed(serve_port: int, tmp_path_factory: pytest.TempPathFactory) -> Itera
     from serve_apps.app import application
 
     home = tmp_path_factory.mktemp("serve-forecaster")
-    new_sqlite_store(home / "mlflow.db")
     settings = small_settings(home)
     # one_event_loop: the replica's router shares its main loop; the sync sensor actors keep theirs.
     serve_cfg = settings.serve.model_copy(

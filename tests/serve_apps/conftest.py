@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from pdm_ray.models import TrainedModel
-from pdm_ray.tracking.runs import connect_settings, new_sqlite_store
+from pdm_ray.tracking.runs import connect_settings
 from tests.serve_apps.support import Registry, register, serve_settings, train_tiny
 
 
@@ -29,7 +29,6 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[int, TrainedMo
 def registry(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[int, TrainedModel]) -> Registry:
     """A fresh registry with S-1, C-1 (production) and N-1 (staging only)."""
     home = tmp_path_factory.mktemp("serve-home")
-    new_sqlite_store(home / "mlflow.db")
     settings = serve_settings(home)
     tracking = connect_settings(settings)
     register(tracking, "S-1", tiny_models[1], production=True)
