@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +134,23 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded.train_features.to_numpy(), prepared.train_features.to_numpy(), rtol=1e-6)
     with pytest.raises(DataError, match="not a prepared channel directory"):
         load_prepared(tmp_path / "missing")
+
+
+def test_the_pipeline_imports_scipy_only_when_a_gap_needs_it() -> None:
+    """Every sweep trial and benchmark task imports the pipeline; SciPy took 0.7 s of that.
+
+    Only the ``kalman`` imputation uses it, so it is imported there, on first use.
+    """
+    code = (
+        "import sys, numpy as np\n"
+        "from pdm_ray.data.pipeline import prepare_channel\n"
+        "print('scipy' in sys.modules)\n"
+        "from pdm_ray.data.impute import smooth_local_level\n"
+        "smooth_local_level(np.array([1.0, np.nan, 3.0]), 1.0)\n"
+        "print('scipy' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=SAMPLE.parents[1], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]
