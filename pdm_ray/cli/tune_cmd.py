@@ -9,7 +9,6 @@ errors come before any cluster start-up.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from pdm_ray.cli.common import add_config_option, format_table, settings_from
@@ -40,8 +39,6 @@ def tune(args: argparse.Namespace) -> int:
     from tuning.sweep import run_sweep  # Ray Tune, MLflow and JAX: after the cheap checks
 
     interactive = sys.stdout.isatty()
-    if not interactive:
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     result = run_sweep(
         channels,
         args.model,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -398,8 +397,7 @@ def run_main_job(settings: Settings, options: JobOptions, out: Printer = print) 
 
     from pdm_ray.cli.common import connect_ray
 
-    # Keep the console to the job's own tables: no per-download progress bars or signature notes.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Keep the console to the job's own tables: MLflow's notes are for its own UI.
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     start = time.perf_counter()
     step = _Steps(out)

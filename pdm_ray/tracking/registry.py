@@ -39,7 +39,7 @@ from pdm_ray.data.channels import Channel
 from pdm_ray.data.windows import make_windows
 from pdm_ray.errors import ConfigError, RegistryError, TrackingError, UnknownSensorError
 from pdm_ray.ids import validate_sensor_id
-from pdm_ray.tracking.runs import Tracking
+from pdm_ray.tracking.runs import Tracking, quiet_downloads
 
 if TYPE_CHECKING:  # the model stack (JAX) loads where a model is used, not where versions are read
     from pdm_ray.models import TrainedModel
@@ -223,7 +223,8 @@ def event_f1(model: TrainedModel, channel: Channel, settings: Settings) -> float
 def _client_call(tracking: Tracking, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` with MLflow's errors turned into a ``TrackingError`` naming the store."""
     try:
-        return fn(*args, **kwargs)
+        with quiet_downloads():
+            return fn(*args, **kwargs)
     except MlflowException as exc:
         raise TrackingError(f"{what} failed at {tracking.uri}: {str(exc).splitlines()[0]}") from exc
 

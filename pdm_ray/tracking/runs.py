@@ -64,6 +64,15 @@ def _fail_fast(timeout_s: float) -> AbstractContextManager[None]:
     )
 
 
+def quiet_downloads() -> AbstractContextManager[None]:
+    """No progress bar per artifact download inside the block, unless the caller set the variable.
+
+    MLflow draws one for every download, four per channel in a sweep; pdm-ray's artifacts are
+    a few kB, so the bars are noise in a notebook and in logs alike.
+    """
+    return scoped_environ({}, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"})
+
+
 def _sqlite_path(uri: str) -> Path | None:
     if not uri.startswith("sqlite:///"):
         return None

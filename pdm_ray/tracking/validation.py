@@ -21,7 +21,7 @@ from mlflow.exceptions import MlflowException
 
 from pdm_ray.data.normalize import Normalizer
 from pdm_ray.errors import DataError, TrackingError
-from pdm_ray.tracking.runs import Tracking
+from pdm_ray.tracking.runs import Tracking, quiet_downloads
 
 
 def rmse_in_units(doc: dict[str, Any]) -> float | None:
@@ -52,7 +52,7 @@ def validation_rmse(tracking: Tracking, name: str, version: str) -> float | None
 
     try:
         source = tracking.client.get_model_version(name, version).source
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, quiet_downloads():
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=f"{source.rstrip('/')}/artifacts/{ARTIFACT_KEY}/{MODEL_FILE}", dst_path=tmp
             )

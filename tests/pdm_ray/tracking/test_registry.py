@@ -218,3 +218,20 @@ def test_gate_scores_event_f1_when_the_channel_has_labels(
     tags = tracking.client.get_model_version(NAME, decision.candidate).tags
     assert float(tags["pdm.gate.candidate_event_f1"]) == decision.candidate_f1
     assert event_f1(good_model, channel, Settings()) is None  # no labels, no F1
+
+
+def test_registering_and_promoting_print_no_download_bars(
+    mlflow_uri: str, channel: Channel, good_model: TrainedModel, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """MLflow draws a progress bar per artifact download, four per channel in a sweep from Python.
+
+    The files are a few kB, so the bars are noise; a caller who wants them sets
+    ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=true``.
+    """
+    tracking = connect(mlflow_uri, "pdm-ray")
+    _register(tracking, good_model, "first")
+    promote(tracking, channel, "lstm", Settings())
+    _register(tracking, good_model, "second")
+    promote(tracking, channel, "lstm", Settings())
+    assert "Downloading artifacts" not in capfd.readouterr().err
+    assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
