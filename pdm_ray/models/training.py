@@ -26,7 +26,7 @@ from flax import struct
 
 from pdm_ray.config import TrainSettings
 from pdm_ray.errors import DataError, InsufficientDataError
-from pdm_ray.models.networks import member_network
+from pdm_ray.models.networks import LSTMForecaster, member_network
 from pdm_ray.models.spec import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class TrainState(struct.PyTreeNode):
 #: XLA options for ``_init_params``. Init runs once per training, so only its compile time
 #: counts, and that is mostly LLVM optimizing the unrolled random-number hash of every param's
 #: key. At backend optimization level 1 the paper's LSTM init took 2.2 s against 4.8 s, the
-#: Transformer's 3.2 s against 6.0 s (``benchmarks/init_compile.py``, one core), with
+#: Transformer's 3.2 s against 6.0 s (``benchmarks/compile_time.py``, one core), with
 #: bit-identical params (``test_init_params_match_a_default_compile``).
 INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
@@ -185,13 +185,7 @@ def _weighted_mse(pred: jax.Array, y: jax.Array, w: jax.Array) -> tuple[jax.Arra
     return jnp.sum(w * per_window), jnp.sum(w)
 
 
-@jax.jit
-def train_step(state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One Adam step on the weighted MSE of ``batch``.
-
-    The dropout key is ``fold_in(rng, state.step)``, so a run is a function of its seed.
-    Returns the new state and ``{"loss": batch MSE, "weight": windows in the batch}``.
-    """
+def _train_step(state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
     dropout_rng = jax.random.fold_in(rng, state.step)
 
     def loss_fn(params: Any) -> tuple[jax.Array, jax.Array]:
@@ -205,6 +199,26 @@ def train_step(state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainSt
     params = optax.apply_updates(state.params, updates)
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
     return new_state, {"loss": loss, "weight": weight}
+
+
+#: XLA options for the LSTM's train step, which every training process compiles for each network
+#: shape it meets: at backend optimization level 1 the paper's LSTM step compiled in 4.1 s against
+#: 4.6 s (medians, ``benchmarks/compile_time.py``), ran as fast, and trained bit-identical params
+#: (``test_lstm_train_step_matches_a_default_compile``). The Transformer's step keeps XLA's
+#: defaults: at level 1 its params differ after a few steps.
+LSTM_STEP_COMPILER_OPTIONS = INIT_COMPILER_OPTIONS
+_LSTM_TRAIN_STEP = jax.jit(_train_step, compiler_options=LSTM_STEP_COMPILER_OPTIONS)
+_TRANSFORMER_TRAIN_STEP = jax.jit(_train_step)
+
+
+def train_step(state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One jitted Adam step on the weighted MSE of ``batch``.
+
+    The dropout key is ``fold_in(rng, state.step)``, so a run is a function of its seed.
+    Returns the new state and ``{"loss": batch MSE, "weight": windows in the batch}``.
+    """
+    step = _LSTM_TRAIN_STEP if isinstance(state.net, LSTMForecaster) else _TRANSFORMER_TRAIN_STEP
+    return step(state, batch, rng)
 
 
 @jax.jit

@@ -117,7 +117,7 @@ def test_tune_environment_keeps_a_callers_warning_threshold_and_restores_everyth
 def test_trials_share_compiled_programs_under_home(swept: Swept) -> None:
     # Trial actors write XLA programs to home/jax_cache, so later actors load rather than compile.
     entries = {p.name.split("-")[0] for p in (swept.home / "jax_cache").glob("*-cache")}
-    assert {"jit_train_step", "jit__forecast_step"} <= entries
+    assert {"jit__train_step", "jit__forecast_step"} <= entries
 
 
 def test_unreachable_tracking_uri_fails_before_any_trial(tmp_path: Path, tiny_data: Callable[..., Path]) -> None:

@@ -30,7 +30,7 @@ def test_benchmark_two_sample_channels_through_ray(ray_cluster: None, tmp_path: 
     args = argparse.Namespace(data=str(SAMPLE), model="ensemble", channels="A-5,A-6", out=str(out), config=str(config))
     assert benchmark(args) == 0
     # the tasks shared their compiled programs under home (pdm_ray.models.compile_cache)
-    assert list((tmp_path / "home" / "jax_cache").glob("jit_train_step-*"))
+    assert list((tmp_path / "home" / "jax_cache").glob("jit__train_step-*"))
 
     results = pd.read_csv(out / "results.csv")
     assert sorted(results["model"].unique()) == ["ensemble", "lstm", "transformer"]

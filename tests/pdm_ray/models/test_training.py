@@ -16,7 +16,15 @@ from pdm_ray.config import TrainSettings
 from pdm_ray.errors import DataError, InsufficientDataError
 from pdm_ray.models import EpochMetrics, ModelSpec, TrainedModel, predict, train, train_step
 from pdm_ray.models.networks import member_network
-from pdm_ray.models.training import TrainState, _weighted_mse, create_train_state, padded_batches, persistence_mse
+from pdm_ray.models.training import (
+    _LSTM_TRAIN_STEP,
+    TrainState,
+    _train_step,
+    _weighted_mse,
+    create_train_state,
+    padded_batches,
+    persistence_mse,
+)
 
 Windows = tuple[np.ndarray, np.ndarray]
 
@@ -53,10 +61,10 @@ def test_learning_rate_is_applied_without_recompiling(windows: Windows, small_sp
         assert state.learning_rate == pytest.approx(lr)
         new_state, _ = train_step(state, batch, jax.random.PRNGKey(1))
         if lr == 1e-2:
-            compiled = train_step._cache_size()
+            compiled = _LSTM_TRAIN_STEP._cache_size()
         step = jax.tree.map(lambda a, b: jnp.max(jnp.abs(a - b)), state.params, new_state.params)
         moves[lr] = max(float(v) for v in jax.tree.leaves(step))
-    assert train_step._cache_size() == compiled
+    assert _LSTM_TRAIN_STEP._cache_size() == compiled
     assert moves[1e-2] == pytest.approx(1e-2, rel=0.1)
     assert moves[1e-3] == pytest.approx(1e-3, rel=0.1)
     assert moves[1e-4] == pytest.approx(1e-4, rel=0.1)
@@ -73,6 +81,20 @@ def test_init_params_match_a_default_compile(kind: str, small_spec: Callable[[st
     default = jax.jit(lambda r, d: net.init(r, d, train=False)["params"])(rng, dummy)
     assert jax.tree.structure(fast) == jax.tree.structure(default)
     for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(default), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_lstm_train_step_matches_a_default_compile(windows: Windows, small_spec: Callable[[str], ModelSpec]) -> None:
+    """The LSTM step compiles with fewer LLVM passes (``LSTM_STEP_COMPILER_OPTIONS``) yet trains the same bits."""
+    x, y = windows
+    batch = {"x": x[:32], "y": y[:32], "w": np.ones(32, np.float32)}
+    default_step = jax.jit(_train_step)
+    fast = default = create_train_state(small_spec("lstm"), 1e-2, jax.random.PRNGKey(0))
+    for _ in range(3):
+        fast, fast_metrics = train_step(fast, batch, jax.random.PRNGKey(1))
+        default, default_metrics = default_step(default, batch, jax.random.PRNGKey(1))
+    assert float(fast_metrics["loss"]) == float(default_metrics["loss"])
+    for a, b in zip(jax.tree.leaves(fast.params), jax.tree.leaves(default.params), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
