@@ -186,6 +186,7 @@ def _weighted_mse(pred: jax.Array, y: jax.Array, w: jax.Array) -> tuple[jax.Arra
 
 
 def _train_step(state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+    """``train_step``'s body, jitted below once per set of compiler options."""
     dropout_rng = jax.random.fold_in(rng, state.step)
 
     def loss_fn(params: Any) -> tuple[jax.Array, jax.Array]:
