@@ -153,6 +153,29 @@ def application(settings: Settings) -> Application:
     return Api.options(**_replica_options(settings, cfg.ingress_replicas)).bind(models, plain)
 
 
+class _AlreadyStartedNotice(logging.Filter):
+    """Drops Serve's "New http_options/controller_options will not be applied" from ``serve.run``.
+
+    ``run_app`` has just started Serve with the configured host and port; ``serve.run`` then
+    starts it again without options, finds it running and says so, which reads as if the
+    configured port had been ignored.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will not be applied" not in record.getMessage()
+
+
+def run_app(settings: Settings) -> None:
+    """Start Serve on ``serve.host``:``serve.port`` and deploy the app as ``pdm`` at ``/``."""
+    serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
+    notice, serve_logger = _AlreadyStartedNotice(), logging.getLogger("ray.serve")
+    serve_logger.addFilter(notice)
+    try:
+        serve.run(application(settings), name="pdm", route_prefix="/")
+    finally:
+        serve_logger.removeFilter(notice)
+
+
 def build_app(args: dict[str, Any]) -> Application:
     """Serve's application builder (``import_path: serve_apps.app:build_app``).
 

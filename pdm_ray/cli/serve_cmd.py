@@ -44,15 +44,14 @@ def serve_api(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
-    from serve_apps.app import application
+    from serve_apps.app import run_app
 
     faulthandler.enable()  # a long-running server: fatal signals print every thread's stack
     # Ctrl-C stops the server even when it was started with SIGINT ignored (Python then leaves
     # it ignored; background jobs and some launchers start children that way).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     connect_ray(settings)
-    serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
-    serve.run(application(settings), name="pdm", route_prefix="/")
+    run_app(settings)
     auth = "bearer token required" if settings.serve.auth_token else "no auth"
     print(
         f"pdm-ray API on http://{settings.serve.host}:{settings.serve.port} ({auth}); docs at /docs; Ctrl-C stops",

@@ -175,17 +175,15 @@ def _models(
 
 def _serve(settings: Settings, channels: list[Channel], out: Printer) -> str:
     import ray
-    from ray import serve
 
     from actors.fleet import fleet_handle
     from actors.forecaster import production_forecaster
-    from serve_apps.app import application
+    from serve_apps.app import run_app
 
     fleet = fleet_handle(settings, production_forecaster(settings))
     # The demo replays recorded test series: start each demo sensor from a clean state.
     ray.get([fleet.remove.remote(ch.id, True) for ch in channels])
-    serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
-    serve.run(application(settings), name="pdm", route_prefix="/")
+    run_app(settings)
     url = f"http://{settings.serve.host}:{settings.serve.port}"
     out(f"    API on {url} (docs at {url}/docs, dashboard at {url}/dashboard)")
     return url

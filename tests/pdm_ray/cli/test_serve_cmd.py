@@ -95,6 +95,7 @@ def test_serve_runs_until_interrupted(tmp_path: Path) -> None:
         while not any(banner in line for line in lines) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert any(banner in line for line in lines), b"".join(lines).decode()[-3000:]
+        assert not any(b"will not be applied" in line for line in lines)  # Serve's misleading notice
         assert any(f"direct ingress on http://127.0.0.1:{direct}".encode() in line for line in lines)
         proc.send_signal(signal.SIGINT)
         try:
