@@ -25,6 +25,7 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from pdm_ray.config import Settings, load_settings
+from pdm_ray.environment import muted_log_messages
 from pdm_ray.tracking.runs import connect_settings
 from serve_apps.api import create_app
 from serve_apps.dashboard import Dashboard, install_dashboard
@@ -153,27 +154,16 @@ def application(settings: Settings) -> Application:
     return Api.options(**_replica_options(settings, cfg.ingress_replicas)).bind(models, plain)
 
 
-class _AlreadyStartedNotice(logging.Filter):
-    """Drops Serve's "New http_options/controller_options will not be applied" from ``serve.run``.
-
-    ``run_app`` has just started Serve with the configured host and port; ``serve.run`` then
-    starts it again without options, finds it running and says so, which reads as if the
-    configured port had been ignored.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "will not be applied" not in record.getMessage()
-
-
 def run_app(settings: Settings) -> None:
-    """Start Serve on ``serve.host``:``serve.port`` and deploy the app as ``pdm`` at ``/``."""
+    """Start Serve on ``serve.host``:``serve.port`` and deploy the app as ``pdm`` at ``/``.
+
+    ``serve.run`` starts Serve again without options, finds it running and logs that "New
+    http_options/controller_options will not be applied", which reads as if the configured
+    port had been ignored; that one message is muted.
+    """
     serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
-    notice, serve_logger = _AlreadyStartedNotice(), logging.getLogger("ray.serve")
-    serve_logger.addFilter(notice)
-    try:
+    with muted_log_messages("ray.serve", "will not be applied"):
         serve.run(application(settings), name="pdm", route_prefix="/")
-    finally:
-        serve_logger.removeFilter(notice)
 
 
 def build_app(args: dict[str, Any]) -> Application:

@@ -9,7 +9,6 @@ history) as its artifact, so ``mlflow.pyfunc.load_model(uri)`` in any process wi
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -22,6 +21,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from pdm_ray.data.normalize import Normalizer
+from pdm_ray.environment import muted_log_messages
 from pdm_ray.errors import DataError, ModelNotTrainedError
 from pdm_ray.models import TrainedModel, load_model, predict, predict_series, save_model
 
@@ -115,15 +115,10 @@ def _pip_requirements() -> list[str]:
     return pins
 
 
-class _NoSignatureNotice(logging.Filter):
-    """Drops MLflow's warning that ``predict``'s hints give no signature: that is by design.
-
-    The forecaster takes windows ``[N, l_s, F]`` or a series ``[T, F]``, which no one
-    signature describes (see ``ForecasterModel.predict``).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Failed to infer model signature: Type hint")
+#: MLflow's warning that ``predict``'s hints give no signature: that is by design. The
+#: forecaster takes windows ``[N, l_s, F]`` or a series ``[T, F]``, which no one signature
+#: describes (see ``ForecasterModel.predict``).
+_NO_SIGNATURE_NOTICE = "Failed to infer model signature: Type hint"
 
 
 def save_pyfunc(model: TrainedModel, path: str | Path) -> Path:
@@ -135,18 +130,13 @@ def save_pyfunc(model: TrainedModel, path: str | Path) -> Path:
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = save_model(model, Path(tmp) / "forecaster")
-        notice = _NoSignatureNotice()
-        mlflow_logger = logging.getLogger("mlflow.pyfunc")
-        mlflow_logger.addFilter(notice)
-        try:
+        with muted_log_messages("mlflow.pyfunc", _NO_SIGNATURE_NOTICE):
             mlflow.pyfunc.save_model(
                 path,
                 python_model=str(_MODEL_CODE),
                 artifacts={ARTIFACT_KEY: str(model_dir)},
                 pip_requirements=_pip_requirements(),
             )
-        finally:
-            mlflow_logger.removeFilter(notice)
     return path
 
 
