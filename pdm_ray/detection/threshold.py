@@ -7,9 +7,10 @@ the batch it added (its *new region*; the last window covers the tail, so its ne
 
 1. ``find_epsilon``: epsilon = mean + z * std maximizing
    ``(dmean / mean + dstd / std) / (|E_seq|**2 + |e_a|)``, where ``dmean``, ``dstd`` are the
-   decreases of the mean and std once the flagged points (values >= epsilon and their
-   ``error_buffer`` neighbours) are removed, ``|e_a|`` counts the flagged points and
-   ``|E_seq|`` their contiguous sequences. A candidate must decrease both mean and std, make at
+   decreases of the mean and std once the values >= epsilon are removed (the paper's
+   ``mu({e_s | e_s < epsilon})``), ``|e_a|`` counts the flagged points (those values and their
+   ``error_buffer`` neighbours, as the reference implementation counts) and ``|E_seq|`` their
+   contiguous sequences. A candidate must decrease both mean and std, make at
    most ``max_sequences`` sequences and flag less than ``max_anomalous_fraction`` of the
    window (the reference implementation's guard rails); with no candidate the window flags
    nothing.
@@ -160,10 +161,11 @@ def find_epsilon(e_s: npt.NDArray[np.floating], config: ThresholdSettings) -> fl
     """The paper's epsilon for one window of (smoothed, maybe mirrored) errors ``[m]``.
 
     All candidates ``z`` are evaluated at once. Only points above the lowest candidate can be
-    flagged, so the work is on a ``[k, a]`` grid of those ``a`` points (few, in a nominal
+    flagged, so the counts are on a ``[k, a]`` grid of those ``a`` points (few, in a nominal
     window), not on ``[k, m]``: walking each row's flagged points left to right, a point's
-    buffered interval ``[p - b, p + b]`` adds only the part past the previous one, and prefix
-    sums of ``e`` and ``e**2`` give the kept mean and spread. Ties (equal within rounding, as
+    buffered interval ``[p - b, p + b]`` adds only the part past the previous one. The kept
+    mean and spread (of the values below each epsilon) come from prefix sums of the sorted
+    ``e`` and ``e**2``. Ties (equal within rounding, as
     when two candidates flag the same points) go to the larger ``z``, as in the reference
     implementation. Returns None when no candidate passes the guard rails, or when the window
     has zero mean or zero spread (nothing to separate).
@@ -189,15 +191,15 @@ def _epsilon(e: npt.NDArray[np.float64], mean: float, std: float, config: Thresh
     lo = np.maximum(np.maximum(pos - b, 0)[None, :], prev + b + 1)
     hi = np.minimum(pos + b, m - 1)[None, :] + 1
     adds = active & (lo < hi)
-    lo, hi = np.where(adds, lo, 0), np.where(adds, hi, 0)
-    csum = np.concatenate([[0.0], np.cumsum(e)])
-    csq = np.concatenate([[0.0], np.cumsum(e * e)])
-    n_flagged = (hi - lo).sum(axis=1)
+    n_flagged = np.where(adds, hi - lo, 0).sum(axis=1)
     n_sequences = (active & (pos[None, :] - prev > 2 * b + 1)).sum(axis=1)
-    n_kept = m - n_flagged
+    ordered = np.sort(e)
+    csum = np.concatenate([[0.0], np.cumsum(ordered)])
+    csq = np.concatenate([[0.0], np.cumsum(ordered * ordered)])
+    n_kept = np.searchsorted(ordered, epsilons, side="left")  # values < epsilon
     safe_n = np.maximum(n_kept, 1)
-    kept_mean = (csum[-1] - (csum[hi] - csum[lo]).sum(axis=1)) / safe_n
-    kept_sq = (csq[-1] - (csq[hi] - csq[lo]).sum(axis=1)) / safe_n
+    kept_mean = csum[n_kept] / safe_n
+    kept_sq = csq[n_kept] / safe_n
     kept_std = np.sqrt(np.maximum(kept_sq - kept_mean**2, 0.0))
     d_mean, d_std = mean - kept_mean, std - kept_std
     valid = (

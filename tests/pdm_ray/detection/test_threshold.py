@@ -106,7 +106,7 @@ def _naive_epsilon(e: np.ndarray, config: ThresholdSettings) -> float | None:
         flagged = set()
         for i in np.flatnonzero(e >= eps):
             flagged.update(range(max(0, i - config.error_buffer), min(e.size, i + config.error_buffer + 1)))
-        kept = np.array([v for i, v in enumerate(e) if i not in flagged])
+        kept = e[e < eps]  # the paper's mu({e_s | e_s < epsilon}); the buffer only counts
         if not flagged or kept.size == 0:
             continue
         seqs = sum(1 for i in flagged if i - 1 not in flagged)
