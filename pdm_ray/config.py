@@ -220,6 +220,9 @@ class ThresholdSettings(_Section):
     ``max_anomalous_fraction`` of the window (the reference implementation's guard rails).
     The first ``warmup`` smoothed errors, where the EWMA has little history, are replaced by
     the mean of the first ``2 * warmup`` (Telemanom does this over its first ``l_s = 250``).
+    The first ``ignore_first`` points of a series of at least one window are never flagged;
+    they count as nominal when later windows prune (Telemanom ignores its first ``2 * l_s``
+    errors, where the smoothed errors have too little history).
     ``prune_scope`` says what the pruning of a window compares: ``new_region`` (the reference
     implementation's) cuts the sequences to the points the window judges and compares their
     maxima with the largest error no window flagged; ``window`` compares the uncut sequences
@@ -240,6 +243,7 @@ class ThresholdSettings(_Section):
     max_sequences: int = Field(5, gt=0)
     max_anomalous_fraction: float = Field(0.5, gt=0, le=1)
     warmup: int = Field(250, ge=0)
+    ignore_first: int = Field(500, ge=0)
     prune_scope: Literal["new_region", "window"] = "new_region"
     spot: SpotSettings = SpotSettings()
 

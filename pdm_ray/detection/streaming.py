@@ -130,7 +130,7 @@ def update_stream(
         if end == h:
             smoothed = apply_warmup(smoothed, config.warmup)  # offset is 0: the series start is here
         lo, hi = end - h - offset, end - offset
-        new = 0 if end == h else h - config.batch_size
+        new = max(0 if end == h else h - config.batch_size, min(config.ignore_first - (end - h), h))
         result = evaluate_window(smoothed[lo:hi], buffered_values[lo:hi], flagged[lo:hi], new, config)
         flagged[lo + new : hi] = result.flagged[new:]
         scores[lo + new : hi] = result.scores[new:]

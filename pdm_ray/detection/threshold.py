@@ -2,8 +2,11 @@
 
 The smoothed errors ``e_s`` are cut into windows of ``h = batch_size * window_size`` points
 that step one batch at a time; the first window judges all its points, every later one only
-the batch it added (its *new region*; the last window covers the tail, so its new region is
-``batch_size`` plus the remainder). In each window (section 3.2 of the paper):
+the batch it added (its *new region*; the last window covers
+the tail, so its new region is ``batch_size`` plus the remainder). In a series of at least
+``h`` points no window flags the first ``ignore_first`` (Telemanom's ``2 * l_s``: the smoothed
+errors of a series' first points have too little history); they count as nominal when a window
+prunes. A shorter series (a request's window, say) has no such history to wait for. In each window (section 3.2 of the paper):
 
 1. ``find_epsilon``: epsilon = mean + z * std maximizing
    ``(dmean / mean + dstd / std) / (|E_seq|**2 + |e_a|)``, where ``dmean``, ``dstd`` are the
@@ -30,9 +33,10 @@ the batch it added (its *new region*; the last window covers the tail, so its ne
 
 Deliberate differences from the reference code: the new region of the last window is
 extended to the end of the series (the reference leaves up to ``batch_size - 1`` points
-before the last batch unjudged), single-point sequences are kept, the first window judges
-all its points (the reference ignores the first ``2 * l_s`` of a series of 2,500 points or
-more, which a stream of unknown length cannot know), a window without a candidate flags
+before the last batch unjudged), single-point sequences are kept, ``ignore_first`` is one
+count for every series of ``h`` points or more (the reference ignores ``2 * l_s`` points of a
+series of 2,500 or more, ``l_s`` below that and none below 1,800, which a stream of unknown
+length cannot know; every SMAP test series is longer than 2,500), a window without a candidate flags
 nothing (the reference falls back to ``z_max``), and the value range is the 5-95 %
 percentile range as in the reference implementation.
 """
@@ -363,8 +367,10 @@ def detect(errors: npt.ArrayLike, values: npt.ArrayLike, config: ThresholdSettin
     threshold = np.empty(n, dtype=np.float32)
     point_scores = np.empty(n, dtype=np.float32)
     bounds = window_bounds(n, config.batch_size, config.window_size)
+    ignore = config.ignore_first if n >= config.batch_size * config.window_size else 0
     for start, new, end in bounds:
-        result = evaluate_window(e_s[start:end], vals[start:end], flagged[start:end], int(new - start), config)
+        judge_from = max(int(new), min(ignore, int(end))) - int(start)
+        result = evaluate_window(e_s[start:end], vals[start:end], flagged[start:end], judge_from, config)
         flagged[new:end] = result.flagged[new - start :]
         scores[new:end] = result.scores[new - start :]
         threshold[new:end] = result.epsilon

@@ -23,7 +23,7 @@ from pdm_ray.detection.streaming import (
 from pdm_ray.errors import DataError
 
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
-SMALL = ThresholdSettings(batch_size=10, window_size=5, smoothing_perc=0.1, error_buffer=3, warmup=5)
+SMALL = ThresholdSettings(batch_size=10, window_size=5, smoothing_perc=0.1, error_buffer=3, warmup=5, ignore_first=10)
 
 
 def _moving_average_errors(chan_id: str, k: int = 10) -> tuple[np.ndarray, np.ndarray]:

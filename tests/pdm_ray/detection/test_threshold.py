@@ -25,7 +25,7 @@ from pdm_ray.detection.threshold import (
 )
 from pdm_ray.errors import DataError
 
-SMALL = ThresholdSettings(batch_size=10, window_size=5, smoothing_perc=0.1, error_buffer=3, warmup=5)
+SMALL = ThresholdSettings(batch_size=10, window_size=5, smoothing_perc=0.1, error_buffer=3, warmup=5, ignore_first=10)
 
 
 def test_candidate_z_default_grid_is_inclusive() -> None:
@@ -247,6 +247,18 @@ def test_detect_outputs_have_the_series_length() -> None:
     seq = result.sequences[0]
     assert result.point_scores[2500:2560].max() > 0 > np.median(result.point_scores)
     assert result.point_scores[seq.start : seq.end + 1].max() > np.median(result.point_scores)
+
+
+def test_the_first_points_of_a_long_series_are_never_flagged() -> None:
+    # Default windows: h = 2,100, ignore_first = 500 (Telemanom's 2 * l_s).
+    errors, values = _errors_with(7000, seed=3, bumps={300: 2.0, 4000: 2.0})
+    late = find_anomalies(errors, values, ThresholdSettings())
+    assert len(late) == 1 and late[0].start <= 4000 <= late[0].end
+    every = find_anomalies(errors, values, ThresholdSettings(ignore_first=0))
+    assert any(seq.start <= 300 <= seq.end for seq in every) and len(every) == 2
+    # A series shorter than one window ignores nothing: its start is all it has.
+    short = find_anomalies(errors[:1500], values[:1500], ThresholdSettings())
+    assert len(short) == 1 and short[0].start <= 300 <= short[0].end
 
 
 def test_shorter_than_one_window_uses_one_window() -> None:
