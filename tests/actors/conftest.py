@@ -33,7 +33,9 @@ def small_settings(home: Path, **actors: object) -> Settings:
     return Settings(
         home=home,
         windows=WindowSettings(l_s=5, n_predictions=1),
-        threshold=ThresholdSettings(batch_size=10, window_size=3, smoothing_perc=0.1, error_buffer=2, warmup=5, ignore_first=10),
+        threshold=ThresholdSettings(
+            batch_size=10, window_size=3, smoothing_perc=0.1, error_buffer=2, warmup=5, ignore_first=10
+        ),
         drift=DriftSettings(min_samples=20, current_size=30),
         actors=ActorsSettings(**base),
         ray=RaySettings(namespace="pdm-test"),

@@ -28,7 +28,14 @@ def serve_settings(home: Path, **serve: object) -> Settings:
     base["train"] = {**base["train"], "epochs": 1, "batch_size": 64, "patience": 1}
     base["ray"] = {**base["ray"], "namespace": "pdm-test"}
     # Short request windows: threshold windows of 5 x 20 errors, a short EWMA warm-up.
-    base["threshold"] = {**base["threshold"], "batch_size": 20, "window_size": 5, "error_buffer": 3, "warmup": 10, "ignore_first": 10}
+    base["threshold"] = {
+        **base["threshold"],
+        "batch_size": 20,
+        "window_size": 5,
+        "error_buffer": 3,
+        "warmup": 10,
+        "ignore_first": 10,
+    }
     base["threshold"]["smoothing_perc"] = 0.1
     base["serve"] = {**base["serve"], "replica_num_cpus": 0.1, **serve}
     return Settings.model_validate(base)

@@ -23,7 +23,9 @@ def stream_settings(**actors: object) -> StreamSettings:
     base.update(actors)
     return StreamSettings(
         actors=ActorsSettings(**base),
-        threshold=ThresholdSettings(batch_size=10, window_size=3, smoothing_perc=0.1, error_buffer=2, warmup=5, ignore_first=10),
+        threshold=ThresholdSettings(
+            batch_size=10, window_size=3, smoothing_perc=0.1, error_buffer=2, warmup=5, ignore_first=10
+        ),
         drift=DriftSettings(min_samples=20, current_size=30),
         quality=QualitySettings(),
         l_s=L_S,
