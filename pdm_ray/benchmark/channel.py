@@ -60,7 +60,13 @@ class ChannelResult:
 
 @dataclass(frozen=True)
 class ChannelRun:
-    """Everything ``run_channel`` produced: per-model results and each forecaster's test forecasts."""
+    """Everything ``run_channel`` produced: per-model results and each forecaster's forecasts.
+
+    ``predictions[kind]`` holds the test forecasts (test indices ``l_s`` on);
+    ``predictions[f"{kind}_validation"]`` the forecasts of the train series' held-out tail, from
+    train index ``validation_start(...) + l_s`` on, for choosing detection settings on training
+    data only.
+    """
 
     results: tuple[ChannelResult, ...]
     predictions: dict[str, npt.NDArray[np.float32]]
@@ -71,6 +77,20 @@ def train_forecaster(channel: Channel, settings: Settings, kind: Forecaster) -> 
     spec = replace(ModelSpec.from_settings(settings, channel.n_features), kind=kind)
     X, y = make_windows(channel.train, settings.windows.l_s, settings.windows.n_predictions)
     return train(spec, settings.train, X, y)
+
+
+def validation_start(channel: Channel, settings: Settings) -> int:
+    """Where the windows forecasting the train series' held-out tail begin.
+
+    ``train`` holds out its last ``validation_split`` of the windows for early stopping. The
+    one-step forecasts from this index on (``predict_series(model, channel.train[start:])``)
+    have targets that no training window had among its ``n_predictions``: out-of-sample errors
+    on training data, which detection settings may be chosen on without touching the test series.
+    """
+    l_s, n_pred = settings.windows.l_s, settings.windows.n_predictions
+    n = len(channel.train) - l_s - n_pred + 1
+    n_val = max(1, round(n * settings.train.validation_split))
+    return n - n_val + n_pred - 1
 
 
 def ensemble_errors(
@@ -146,6 +166,9 @@ def run_channel(channel: Channel, settings: Settings, model: BenchmarkModel) -> 
         trained = train_forecaster(channel, settings, kind)
         seconds[kind] = time.perf_counter() - start
         predictions[kind] = predict_series(trained, channel.test)
+        predictions[f"{kind}_validation"] = predict_series(
+            trained, channel.train[validation_start(channel, settings) :]
+        )
         val_losses[kind] = trained.val_loss
         log.info("%s: trained %s in %.1fs (val_loss %.5f)", channel.id, kind, seconds[kind], trained.val_loss)
     return ChannelRun(detect_channel(channel, settings, model, predictions, val_losses, seconds), predictions)

@@ -3,7 +3,9 @@
 ``anomaly_sequences`` in ``results.csv`` is a JSON list of inclusive ``[start, end]`` pairs in
 test-series indices, the coordinates of ``labeled_anomalies.csv``. ``predictions/<chan_id>.npz``
 holds each forecaster's one-step-ahead test forecasts (test indices ``l_s`` on), as Telemanom
-keeps its ``y_hat``: enough to re-run detection without retraining.
+keeps its ``y_hat``: enough to re-run detection without retraining. It also holds
+``<kind>_validation``, the forecasts of the train series' held-out tail
+(``pdm_ray.benchmark.channel.validation_start``), on which detection settings can be calibrated.
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ def write_results(results: Sequence[ChannelResult], out_dir: str | Path, meta: d
 
 
 def write_predictions(out_dir: str | Path, chan_id: str, predictions: dict[str, npt.NDArray[np.float32]]) -> Path:
-    """Write one channel's test forecasts, one array per forecaster, to ``predictions/<chan_id>.npz``."""
+    """Write one channel's forecasts (``ChannelRun.predictions``) to ``predictions/<chan_id>.npz``."""
     path = Path(out_dir) / "predictions" / f"{chan_id}.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **predictions)

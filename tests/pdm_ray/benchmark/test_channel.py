@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from pdm_ray.benchmark.channel import detect_channel, run_channel
+from pdm_ray.benchmark.channel import detect_channel, run_channel, validation_start
 from pdm_ray.config import Settings
 from pdm_ray.data.channels import load_channel
 from pdm_ray.errors import DataError
@@ -50,3 +51,17 @@ def test_forecasts_of_the_wrong_length_are_refused(small_run) -> None:
     lstm_only = {"lstm": run.predictions["lstm"]}  # an lstm run's forecasts, scored as an ensemble
     with pytest.raises(DataError, match="needs transformer forecasts"):
         detect_channel(channel, settings, "ensemble", lstm_only, {"lstm": 0.1}, {"lstm": 1.0})
+
+
+@pytest.mark.slow
+def test_validation_forecasts_cover_only_targets_no_training_window_had(small_run) -> None:
+    channel, settings, run = small_run
+    l_s, n_pred = settings.windows.l_s, settings.windows.n_predictions
+    n_windows = len(channel.train) - l_s - n_pred + 1
+    n_val = round(n_windows * settings.train.validation_split)
+    last_fitted_target = (n_windows - n_val - 1) + l_s + n_pred - 1  # last target of the last training window
+    assert validation_start(channel, settings) + l_s == last_fitted_target + 1
+    for kind in ("lstm", "transformer"):
+        held_out = run.predictions[f"{kind}_validation"]
+        assert held_out.shape == (n_val,)  # one forecast per train index from the first unseen target to the end
+        assert held_out.dtype == np.float32 and np.isfinite(held_out).all()

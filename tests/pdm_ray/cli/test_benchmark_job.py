@@ -40,8 +40,10 @@ def test_benchmark_two_sample_channels_through_ray(ray_cluster: None, tmp_path: 
     n_test = dict(zip(results["chan_id"], results["n_test"], strict=False))
     for chan in ("A-5", "A-6"):  # test forecasts kept, one array per forecaster, from index l_s on
         with np.load(out / "predictions" / f"{chan}.npz") as saved:
-            assert sorted(saved.files) == ["lstm", "transformer"]
-            assert all(saved[k].shape == (n_test[chan] - 250,) and np.isfinite(saved[k]).all() for k in saved.files)
+            assert sorted(saved.files) == ["lstm", "lstm_validation", "transformer", "transformer_validation"]
+            kinds = ("lstm", "transformer")
+            assert all(saved[k].shape == (n_test[chan] - 250,) and np.isfinite(saved[k]).all() for k in kinds)
+            assert all(0 < len(saved[f"{k}_validation"]) < n_test[chan] for k in kinds)
     for _, row in results.iterrows():
         seqs = json.loads(row["anomaly_sequences"])
         assert all(0 <= s <= e < row["n_test"] for s, e in seqs)
