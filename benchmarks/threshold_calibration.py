@@ -49,6 +49,7 @@ from pdm_ray.benchmark.channel import ensemble_errors, validation_start
 from pdm_ray.config import Settings, load_settings
 from pdm_ray.data.channels import load_channel
 from pdm_ray.detection import detect
+from pdm_ray.errors import DataError
 from pdm_ray.evaluation import score_events
 
 Series = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], list[tuple[int, int]]]
@@ -69,7 +70,7 @@ def held_out_errors(run_dirs: list[Path], data: str, chan_id: str, settings: Set
                     row = rows[(rows["chan_id"] == chan_id) & (rows["model"] == kind)]
                     val_losses[kind] = float(row["val_loss"].iloc[0])
     if not errors:
-        raise SystemExit(f"{chan_id}: the runs keep no held-out train forecasts (rerun the benchmark with 73ed043 on)")
+        raise DataError(f"{chan_id}: the runs keep no held-out train forecasts (rerun the benchmark with 73ed043 on)")
     combined = ensemble_errors(errors, val_losses) if len(errors) > 1 else next(iter(errors.values()))
     return combined, values.astype(np.float32)
 
@@ -133,7 +134,10 @@ def main() -> None:
     started = time.perf_counter()
     series: list[Series] = []
     for k, chan_id in enumerate(chan_ids):
-        errors, values = held_out_errors(runs, args.data, chan_id, settings)
+        try:
+            errors, values = held_out_errors(runs, args.data, chan_id, settings)
+        except DataError as exc:
+            parser.exit(2, f"threshold_calibration.py: {exc}\n")
         n = len(load_channel(args.data, chan_id, {}).test) - settings.windows.l_s
         rng = np.random.default_rng([args.seed, k])
         series.extend(synthetic_series(errors, values, n, args, settings, rng) for _ in range(args.replicates))

@@ -3,8 +3,8 @@
 Each channel is one Ray task (``num_cpus=1``), largest first, running the Ray-free
 ``pdm_ray.benchmark.run_channel``; results go to ``OUT/results.csv`` and ``OUT/summary.json``,
 rewritten as each channel finishes so an interrupted run keeps what it finished, and each
-channel's test and held-out validation forecasts to ``OUT/predictions/<chan_id>.npz`` so detection can be re-scored
-without retraining.
+channel's forecasts (test, and the train series' held-out tail) to
+``OUT/predictions/<chan_id>.npz`` so detection can be re-scored without retraining.
 """
 
 from __future__ import annotations
