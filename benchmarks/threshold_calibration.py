@@ -47,17 +47,17 @@ import pandas as pd
 
 from pdm_ray.benchmark.channel import ensemble_errors, validation_start
 from pdm_ray.config import Settings, load_settings
-from pdm_ray.data.channels import load_channel
+from pdm_ray.data.channels import Channel, load_channel
 from pdm_ray.detection import detect
 from pdm_ray.errors import DataError
-from pdm_ray.evaluation import score_events
+from pdm_ray.evaluation import EventCounts, score_events
 
 Series = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], list[tuple[int, int]]]
 
 
-def held_out_errors(run_dirs: list[Path], data: str, chan_id: str, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+def held_out_errors(run_dirs: list[Path], channel: Channel, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
     """The (signed errors, values) of the channel's held-out train tail, ensembled over the runs."""
-    channel = load_channel(data, chan_id, {})  # no labels: nothing here may see them
+    chan_id = channel.id
     values = channel.train[validation_start(channel, settings) + settings.windows.l_s :, 0]
     errors, val_losses = {}, {}
     for run in run_dirs:
@@ -127,6 +127,13 @@ def main() -> None:
     parser.add_argument("--keep-within", type=float, default=0.005)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    for name in ("length", "magnitude"):
+        lo, hi = getattr(args, name)
+        if not 0 < lo <= hi:
+            parser.error(f"--{name} must be two numbers with 0 < low <= high, got {lo} {hi}")
+    for name in ("replicates", "anomalies", "block"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
 
     settings = load_settings(args.config)
     runs = [Path(r) for r in args.run]
@@ -134,11 +141,12 @@ def main() -> None:
     started = time.perf_counter()
     series: list[Series] = []
     for k, chan_id in enumerate(chan_ids):
+        channel = load_channel(args.data, chan_id, {})  # no labels: nothing here may see them
         try:
-            errors, values = held_out_errors(runs, args.data, chan_id, settings)
+            errors, values = held_out_errors(runs, channel, settings)
         except DataError as exc:
             parser.exit(2, f"threshold_calibration.py: {exc}\n")
-        n = len(load_channel(args.data, chan_id, {}).test) - settings.windows.l_s
+        n = len(channel.test) - settings.windows.l_s
         rng = np.random.default_rng([args.seed, k])
         series.extend(synthetic_series(errors, values, n, args, settings, rng) for _ in range(args.replicates))
 
@@ -149,16 +157,12 @@ def main() -> None:
     rows = []
     for p, z_min, buffer in grid:
         threshold = base.model_copy(update={"p": p, "z_min": z_min, "error_buffer": buffer})
-        tp = fp = fn = 0
+        c = EventCounts()
         for e, v, labels in series:
-            found = [(s.start, s.end) for s in detect(e, v, threshold).sequences]
-            counts = score_events(found, labels)
-            tp, fp, fn = tp + counts.tp, fp + counts.fp, fn + counts.fn
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            c += score_events([(s.start, s.end) for s in detect(e, v, threshold).sequences], labels)
         rows.append(
-            dict(p=p, z_min=z_min, error_buffer=buffer, tp=tp, fp=fp, fn=fn, precision=precision, recall=recall, f1=f1)
+            dict(p=p, z_min=z_min, error_buffer=buffer, tp=c.tp, fp=c.fp, fn=c.fn)
+            | dict(precision=c.precision, recall=c.recall, f1=c.f1)
         )
         print(json.dumps(rows[-1]), flush=True)
 
