@@ -7,11 +7,15 @@ and scores every channel with the given config (``pdm_ray.benchmark.detect_chann
 from the run's. With the run's own config it is a reproducibility check: nothing may differ.
 Given an ``lstm`` run and a ``transformer`` run (``--run`` twice), it scores their ensemble:
 the same forecasts ``--model ensemble`` would have made, since both runs train with one config
-and one seed.
+and one seed. With ``--pool``, several runs of one model that differ only in their seed have
+their forecasts averaged: each run's forecast is the mean of its ``members``, so the average
+of k runs is the forecast of one run with k times the members (a larger deep ensemble).
 
     python benchmarks/smap_rescore.py --data ../shared/data/nasa_smap --run out/smap_cpu_lstm --out out/rescored
     python benchmarks/smap_rescore.py --data ../shared/data/nasa_smap --run out/smap_cpu_lstm \
         --run out/smap_cpu_transformer --out out/ensemble
+    python benchmarks/smap_rescore.py --data ../shared/data/nasa_smap --pool --run out/transformer_seed3 \
+        --run out/transformer_seed4 --out out/pooled
 
 A threshold config compared this way on test labels is a test-set result: it says what a change
 does, and must not be used to choose the change.
@@ -45,14 +49,24 @@ def main() -> None:
     )
     parser.add_argument("--out", required=True)
     parser.add_argument("--config", default=None)
+    parser.add_argument(
+        "--pool", action="store_true", help="average the forecasts of runs of one model that differ only in seed"
+    )
     args = parser.parse_args()
 
     settings = load_settings(args.config)
     runs = [Path(r) for r in args.run]
-    models = [json.loads((r / "summary.json").read_text())["meta"]["model"] for r in runs]
-    if len(runs) > 1 and sorted(models) != ["lstm", "transformer"]:
+    metas = [json.loads((r / "summary.json").read_text())["meta"] for r in runs]
+    models = [m["model"] for m in metas]
+    if args.pool:
+        problem = _pool_problem(metas)
+        if problem:
+            parser.error(problem)
+        model = models[0]
+    elif len(runs) > 1 and sorted(models) != ["lstm", "transformer"]:
         parser.error(f"two runs make an ensemble: an lstm and a transformer run, not {' and '.join(models)}")
-    model = models[0] if len(runs) == 1 else "ensemble"
+    else:
+        model = models[0] if len(runs) == 1 else "ensemble"
     rows = pd.concat([pd.read_csv(r / "results.csv") for r in runs], ignore_index=True)
     chan_ids = set.intersection(*({p.stem for p in (r / "predictions").glob("*.npz")} for r in runs))
     labels = load_labels(args.data)
@@ -61,24 +75,33 @@ def main() -> None:
     for chan_id in sorted(chan_ids):
         mine = rows[(rows["chan_id"] == chan_id) & (rows["model"] != "ensemble")]
         predictions = {}
-        for r in runs:
-            with np.load(r / "predictions" / f"{chan_id}.npz") as saved:
-                predictions.update({k: saved[k] for k in saved.files})
+        if args.pool:
+            forecasts = []
+            for r in runs:
+                with np.load(r / "predictions" / f"{chan_id}.npz") as saved:
+                    forecasts.append(saved[model])
+            predictions[model] = np.mean(forecasts, axis=0, dtype=np.float64).astype(np.float32)
+            # The pooled mean's validation loss was never computed; the runs' times add up.
+            val_losses, train_seconds = {model: float("nan")}, {model: float(mine["train_seconds"].sum())}
+        else:
+            for r in runs:
+                with np.load(r / "predictions" / f"{chan_id}.npz") as saved:
+                    predictions.update({k: saved[k] for k in saved.files})
+            val_losses = dict(zip(mine["model"], mine["val_loss"], strict=True))
+            train_seconds = dict(zip(mine["model"], mine["train_seconds"], strict=True))
         rescored = detect_channel(
-            load_channel(args.data, chan_id, labels),
-            settings,
-            model,
-            predictions,
-            dict(zip(mine["model"], mine["val_loss"], strict=True)),
-            dict(zip(mine["model"], mine["train_seconds"], strict=True)),
+            load_channel(args.data, chan_id, labels), settings, model, predictions, val_losses, train_seconds
         )
         results.extend(rescored)
+        if args.pool:
+            continue
         channel_rows = rows[rows["chan_id"] == chan_id]
         before = dict(zip(channel_rows["model"], channel_rows["anomaly_sequences"].map(json.loads), strict=True))
         if any(r.model in before and before[r.model] != [list(s) for s in r.sequences] for r in rescored):
             differ.append(chan_id)
     meta = {
         "runs": [str(r) for r in runs],
+        "pooled": args.pool,
         "data": args.data,
         "model": model,
         "channels": len({r.chan_id for r in results}),
@@ -90,7 +113,29 @@ def main() -> None:
     out = write_results(results, args.out, meta)
     for name, s in json.loads((out / "summary.json").read_text())["models"].items():
         print(name, json.dumps(s["total"]))
+    if args.pool:
+        return
     print(f"{len(differ)} of {meta['channels']} channels differ from {', '.join(args.run)}: {', '.join(differ) or '-'}")
+
+
+def _pool_problem(metas: list[dict]) -> str | None:
+    """Why these runs cannot be pooled into one larger ensemble, or None if they can."""
+    if len(metas) < 2:
+        return "--pool needs at least two --run"
+    if len({m["model"] for m in metas}) != 1 or metas[0]["model"] == "ensemble":
+        return f"--pool averages runs of one model (lstm or transformer), not {', '.join(m['model'] for m in metas)}"
+
+    def without_seed(meta: dict) -> dict:
+        settings = {k: v for k, v in meta["settings"].items() if k not in ("home", "train")}
+        train = {k: v for k, v in meta["settings"]["train"].items() if k != "seed"}
+        return {**settings, "train": train}
+
+    if any(without_seed(m) != without_seed(metas[0]) for m in metas[1:]):
+        return "--pool runs must share every setting but the seed (and PDM_HOME)"
+    seeds = [m["settings"]["train"]["seed"] for m in metas]
+    if len(set(seeds)) != len(seeds):
+        return f"--pool runs must have different seeds, got {seeds}"
+    return None
 
 
 if __name__ == "__main__":
