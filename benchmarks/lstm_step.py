@@ -7,7 +7,8 @@ load from other jobs on the machine hits both alike. Prints medians (and minima)
 
 ``--one-core`` runs both sides on one core (the process pinned, XLA's one-thread flags,
 ``torch.set_num_threads(1)``), as one benchmark task or sweep trial gets; without it each
-side uses the threads it wants.
+side uses the threads it wants. A task also gets glibc's huge pages (``pdm_ray.cores``), which
+glibc reads only at start: launch with ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` to match it.
 
 PyTorch is a benchmark-only extra, never imported by ``pdm_ray``:
 ``.venv/bin/pip install torch==2.13.0``. Run: ``JAX_PLATFORMS=cpu .venv/bin/python benchmarks/lstm_step.py``.

@@ -19,10 +19,18 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-# For the process environment of one-CPU trials and tasks (set before JAX starts).
+# Asks glibc (2.35 and later; others ignore it) for transparent huge pages on its large blocks.
+# XLA's CPU runtime mallocs each step's temporaries afresh (107 MB for the paper's LSTM step), and
+# glibc maps them anew each time, so every step faulted in 27,500 small pages; with huge pages
+# the LSTM step ran about 30 % faster on one core (BENCHMARKS.md, "LSTM train step vs PyTorch").
+_HUGE_PAGES = "glibc.malloc.hugetlb=1"
+
+# For the process environment of one-CPU trials and tasks (set before JAX starts; glibc reads
+# its tunables when the process starts, so they cannot be set from inside it).
 ONE_CORE_ENV = {
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
     "JAX_PLATFORMS": "cpu",
+    "GLIBC_TUNABLES": ":".join(filter(None, (os.environ.get("GLIBC_TUNABLES"), _HUGE_PAGES))),
 }
 
 _held: IO[str] | None = None  # the lock file of this process's core, kept open while it lives

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pdm_ray.cores import ONE_CORE_ENV
+
 CLAIM = """
 import os, sys
 from pathlib import Path
@@ -53,3 +55,38 @@ def test_a_core_is_free_again_when_its_holder_exits(tmp_path: Path) -> None:
     assert second.stdout is not None
     assert second.stdout.readline().split()[0] == core
     second.communicate("\n", timeout=60)
+
+
+FAULTS = """
+import ctypes, resource
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+ctypes.memset(libc.malloc(100_000_000), 1, 100_000_000)  # a block as large as an LSTM step's temporaries
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _page_faults(env: dict[str, str]) -> int:
+    out = subprocess.run([sys.executable, "-c", FAULTS], env=env, capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+def test_the_task_environment_keeps_the_users_glibc_tunables() -> None:
+    env = {**os.environ, "GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"}
+    code = "from pdm_ray.cores import ONE_CORE_ENV; print(ONE_CORE_ENV['GLIBC_TUNABLES'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "glibc.malloc.tcache_count=0:glibc.malloc.hugetlb=1"
+
+
+THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+@pytest.mark.skipif(
+    not THP.exists() or "[madvise]" not in THP.read_text(), reason="huge pages must be opt-in (madvise) to compare"
+)
+def test_the_task_environment_maps_large_blocks_with_huge_pages() -> None:
+    plain = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    without = _page_faults(plain)
+    with_tunable = _page_faults({**plain, "GLIBC_TUNABLES": ONE_CORE_ENV["GLIBC_TUNABLES"]})
+    assert with_tunable < without / 4, (with_tunable, without)
