@@ -1,4 +1,4 @@
-"""claim_core: each process gets a core of its own, and a core frees up when its holder exits."""
+"""claim_core gives each process a core of its own; the task environment gets glibc huge pages."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ print(core, sorted(os.sched_getaffinity(0)), flush=True)
 sys.stdin.readline()  # hold the core until told to exit
 """
 
-pytestmark = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs at least 2 cores")
+needs_two_cores = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs at least 2 cores")
 
 
 def _start(lock_dir: Path) -> subprocess.Popen[str]:
@@ -29,6 +29,7 @@ def _start(lock_dir: Path) -> subprocess.Popen[str]:
     )
 
 
+@needs_two_cores
 def test_concurrent_processes_get_distinct_cores_and_are_pinned_to_them(tmp_path: Path) -> None:
     cores = sorted(os.sched_getaffinity(0))
     procs = [_start(tmp_path) for _ in range(len(cores) + 1)]
@@ -46,6 +47,7 @@ def test_concurrent_processes_get_distinct_cores_and_are_pinned_to_them(tmp_path
         assert affinity.strip() == expected
 
 
+@needs_two_cores
 def test_a_core_is_free_again_when_its_holder_exits(tmp_path: Path) -> None:
     first = _start(tmp_path)
     assert first.stdout is not None
