@@ -61,7 +61,7 @@ def main() -> None:
     if args.pool:
         problem = _pool_problem(metas)
         if problem:
-            parser.error(problem)
+            parser.exit(2, f"smap_rescore.py: {problem}\n")
         model = models[0]
     elif len(runs) > 1 and sorted(models) != ["lstm", "transformer"]:
         parser.error(f"two runs make an ensemble: an lstm and a transformer run, not {' and '.join(models)}")
@@ -74,19 +74,17 @@ def main() -> None:
     results, differ = [], []
     for chan_id in sorted(chan_ids):
         mine = rows[(rows["chan_id"] == chan_id) & (rows["model"] != "ensemble")]
-        predictions = {}
+        saved = []
+        for r in runs:
+            with np.load(r / "predictions" / f"{chan_id}.npz") as npz:
+                saved.append({k: npz[k] for k in npz.files})
         if args.pool:
-            forecasts = []
-            for r in runs:
-                with np.load(r / "predictions" / f"{chan_id}.npz") as saved:
-                    forecasts.append(saved[model])
-            predictions[model] = np.mean(forecasts, axis=0, dtype=np.float64).astype(np.float32)
+            pooled = np.mean([s[model] for s in saved], axis=0, dtype=np.float64).astype(np.float32)
+            predictions = {model: pooled}
             # The pooled mean's validation loss was never computed; the runs' times add up.
             val_losses, train_seconds = {model: float("nan")}, {model: float(mine["train_seconds"].sum())}
         else:
-            for r in runs:
-                with np.load(r / "predictions" / f"{chan_id}.npz") as saved:
-                    predictions.update({k: saved[k] for k in saved.files})
+            predictions = {k: v for s in saved for k, v in s.items()}
             val_losses = dict(zip(mine["model"], mine["val_loss"], strict=True))
             train_seconds = dict(zip(mine["model"], mine["train_seconds"], strict=True))
         rescored = detect_channel(

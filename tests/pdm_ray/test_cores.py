@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,11 @@ def test_the_task_environment_keeps_the_users_glibc_tunables() -> None:
 THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
+GLIBC = platform.libc_ver()
+HUGETLB_TUNABLE = GLIBC[0] == "glibc" and tuple(int(x) for x in GLIBC[1].split(".")[:2]) >= (2, 35)
+
+
+@pytest.mark.skipif(not HUGETLB_TUNABLE, reason="glibc.malloc.hugetlb needs glibc 2.35 or later")
 @pytest.mark.skipif(
     not THP.exists() or "[madvise]" not in THP.read_text(), reason="huge pages must be opt-in (madvise) to compare"
 )
