@@ -179,7 +179,13 @@ class TransformerSettings(_Section):
 
 
 class TrainSettings(_Section):
-    """Training loop; defaults are Hundman et al. (2018)'s."""
+    """Training loop; defaults are Hundman et al. (2018)'s.
+
+    ``refit``: after early stopping on the time-ordered validation split has chosen each
+    network's epoch count, train it again on all windows for that many epochs, so the model
+    learns the train series' latest part too (about 2x the training time). Off by default;
+    Tune trials never refit: their checkpoints are the validated params.
+    """
 
     model: Literal["lstm", "transformer"] = "lstm"
     learning_rate: float = Field(1e-3, gt=0)
@@ -189,6 +195,7 @@ class TrainSettings(_Section):
     min_delta: float = Field(3e-4, ge=0)
     validation_split: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
+    refit: bool = False
 
 
 class SpotSettings(_Section):

@@ -78,4 +78,5 @@ def train_channel(config: dict[str, Any], *, settings_doc: dict[str, Any], data_
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     logger.info("%s: training %s with %s", channel.id, model, {k: v for k, v in config.items() if k != "channel"})
-    train(spec, settings.train, prepared.X, prepared.y, on_epoch=on_epoch)
+    # A trial's checkpoints are its validated params, so a refit would be work nobody keeps.
+    train(spec, settings.train.model_copy(update={"refit": False}), prepared.X, prepared.y, on_epoch=on_epoch)

@@ -3,7 +3,10 @@
 Follows Hundman et al. (2018, arXiv:1802.04431): MSE on the next ``n_predictions`` values of
 channel 0, Adam, the last ``validation_split`` of the windows held out (time order) and early
 stopping on the validation loss. Each epoch is also compared with the persistence forecast (the
-last input value of channel 0 repeated), which any useful model has to beat.
+last input value of channel 0 repeated), which any useful model has to beat. With
+``train.refit`` the validation run only chooses each network's epoch count, and the network is
+then trained again on every window (the reference code's networks train on windows from the
+whole series, because it shuffles before holding out).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, cast
 
@@ -276,6 +279,8 @@ class _Member:
         self.best_pred: npt.NDArray[np.float32] | None = None
         self.since_best = 0
         self.active = True
+        self.epochs_run = 0
+        self.best_epochs = 0  # epochs run when the kept params were reached
 
     def run_epoch(self, x_tr: npt.NDArray[np.float32], y_tr: npt.NDArray[np.float32], batch_size: int) -> float:
         """One pass over the shuffled training windows; returns the epoch's mean training MSE."""
@@ -283,6 +288,7 @@ class _Member:
         for idx, w in padded_batches(len(x_tr), batch_size, self.shuffler.permutation(len(x_tr))):
             self.state, m = train_step(self.state, {"x": x_tr[idx], "y": y_tr[idx], "w": w}, self.dropout_rng)
             step_metrics.append(m)  # stays on device: no sync per step
+        self.epochs_run += 1
         losses = np.array([(float(m["loss"]), float(m["weight"])) for m in jax.device_get(step_metrics)])
         return float(np.sum(losses[:, 0] * losses[:, 1]) / np.sum(losses[:, 1]))
 
@@ -293,6 +299,7 @@ class _Member:
         improved = self.best_params is None or val < self.best_val - cfg.min_delta
         if improved:
             self.best_params, self.best_val, self.best_pred, self.since_best = self.state.params, val, self.pred, 0
+            self.best_epochs = self.epochs_run
         else:
             self.since_best += 1
             self.active = self.since_best < cfg.patience
@@ -304,6 +311,25 @@ def _ensemble_params(members: list[_Member]) -> Any:
     if len(members) == 1:
         return members[0].best_params
     return {"network": jax.tree.map(lambda *p: jnp.stack(p), *(m.best_params for m in members))}
+
+
+def _refit(
+    spec: ModelSpec,
+    train_cfg: TrainSettings,
+    members: list[_Member],
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.float32],
+    batch_size: int,
+) -> Any:
+    """Each member trained again from its initial params on windows ``x``, for its best epoch count."""
+    refit = []
+    for k, member in enumerate(members):
+        fresh = _Member(spec, train_cfg, k)  # same seed: same initial params, dropout and shuffles
+        for _ in range(member.best_epochs):
+            fresh.run_epoch(x, y, batch_size)
+        fresh.best_params = fresh.state.params
+        refit.append(fresh)
+    return _ensemble_params(refit)
 
 
 def persistence_mse(x: npt.NDArray[np.float32], y: npt.NDArray[np.float32]) -> float:
@@ -332,6 +358,12 @@ def train(
     of them), and the model forecasts their mean (``SeedEnsemble``). An epoch's
     ``val_loss`` is that mean's, with stopped members at their kept params; ``improved``
     means some member improved; the result's ``val_loss`` is the kept members' mean's.
+
+    With ``train_cfg.refit`` each member is then trained again from its initial params on
+    all ``N`` windows (validation ones too) for as many epochs as its kept params had; the
+    result holds those params, while ``history``, ``best_epoch`` and ``val_loss`` still
+    describe the validation run that chose the epoch counts (the refit params have no
+    held-out data left to be scored on). ``on_epoch`` sees only the validation run.
 
     Args:
         spec: the network.
@@ -396,4 +428,9 @@ def train(
         if not any(m.active for m in members):
             logger.info("early stop after epoch %d: no member improved for %d epoch(s)", epoch, train_cfg.patience)
             break
-    return cast(TrainedModel, best)  # TrainSettings guarantees epochs >= 1
+    best = cast(TrainedModel, best)  # TrainSettings guarantees epochs >= 1
+    if not train_cfg.refit:
+        return best
+    params = _refit(spec, train_cfg, members, x_all, y_all, batch_size)
+    logger.info("refit on all %d windows for %s epoch(s)", n, [m.best_epochs for m in members])
+    return replace(best, params=params, train_seconds=time.perf_counter() - started)

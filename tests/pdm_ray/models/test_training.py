@@ -19,6 +19,7 @@ from pdm_ray.models.networks import member_network
 from pdm_ray.models.training import (
     _LSTM_TRAIN_STEP,
     TrainState,
+    _Member,
     _train_step,
     _weighted_mse,
     create_train_state,
@@ -179,6 +180,44 @@ def test_same_seed_same_model(
     jax.tree.map(np.testing.assert_array_equal, again.params, trained_lstm.params)
     other = train(small_spec("lstm"), fast_settings(seed=1, epochs=1), x, y)
     assert other.history[0].val_loss != trained_lstm.history[0].val_loss
+
+
+def _trained_on_all(spec: ModelSpec, cfg: TrainSettings, x: np.ndarray, y: np.ndarray, k: int, epochs: int) -> object:
+    member = _Member(spec, cfg, k)
+    for _ in range(epochs):
+        member.run_epoch(x, y, cfg.batch_size)
+    return member.state.params
+
+
+def test_refit_retrains_on_every_window_for_the_chosen_epochs(
+    windows: Windows,
+    small_spec: Callable[[str], ModelSpec],
+    fast_settings: Callable[..., TrainSettings],
+    trained_lstm: TrainedModel,
+) -> None:
+    """The validation run picks the epoch count; the kept params are a fresh run on all windows for that many."""
+    x, y = windows
+    cfg = fast_settings(refit=True)
+    refit = train(small_spec("lstm"), cfg, x, y)
+    assert refit.history == trained_lstm.history
+    assert (refit.best_epoch, refit.val_loss) == (trained_lstm.best_epoch, trained_lstm.val_loss)
+    expected = _trained_on_all(small_spec("lstm"), cfg, x, y, 0, trained_lstm.best_epoch + 1)
+    jax.tree.map(np.testing.assert_array_equal, refit.params, expected)
+    assert not np.allclose(predict(refit, x[-56:]), predict(trained_lstm, x[-56:]))
+
+
+def test_refit_gives_each_member_its_own_epoch_count(
+    windows: Windows, small_spec: Callable[[str], ModelSpec], fast_settings: Callable[..., TrainSettings]
+) -> None:
+    x, y = windows
+    spec = small_spec("transformer")
+    spec = replace(spec, transformer=spec.transformer.model_copy(update={"members": 2}))
+    # min_delta so large that each member keeps its first epoch: one epoch each on all windows.
+    cfg = fast_settings(epochs=3, patience=1, min_delta=1e6, refit=True)
+    refit = train(spec, cfg, x, y)
+    for k in range(2):
+        member = jax.tree.map(lambda a, k=k: a[k], refit.params["network"])
+        jax.tree.map(np.testing.assert_array_equal, member, _trained_on_all(spec, cfg, x, y, k, 1))
 
 
 @pytest.mark.parametrize("kind", ["lstm", "transformer"])  # one network; 3 members that stop apart
