@@ -183,8 +183,9 @@ class TrainSettings(_Section):
 
     ``refit``: after early stopping on the time-ordered validation split has chosen each
     network's epoch count, train it again on all windows for that many epochs, so the model
-    learns the train series' latest part too (about 2x the training time). Off by default;
-    Tune trials never refit: their checkpoints are the validated params.
+    learns the train series' latest part too (about 2x the training time). Off by default.
+    Tune trials never refit (their checkpoints are the validated params), and the promotion
+    gate refuses a refit model without ``force``: the windows it scores were trained on.
     """
 
     model: Literal["lstm", "transformer"] = "lstm"

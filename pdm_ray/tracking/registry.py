@@ -333,8 +333,9 @@ def promote(
 
     Raises:
         UnknownSensorError: no registered model for the channel and kind.
-        RegistryError: no candidate, the candidate already is production, or the two
-            models read different windows (different ``l_s``/``n_predictions``) without ``force``.
+        RegistryError: no candidate, the candidate already is production, or, without
+            ``force``, the two models read different windows (different ``l_s``/``n_predictions``)
+            or either was refit on the held-out windows (``train.refit``), so MSE there is in-sample.
     """
     name = model_name(channel.id, kind)
     try:
@@ -359,19 +360,23 @@ def promote(
     cand_mse = validation_mse(candidate, x_val, y_val)
     cand_f1 = event_f1(candidate, channel, settings)
     prod_mse = prod_f1 = None
-    comparable = True
+    problem = None
+    refit = [f"version {version}"] if candidate.train_settings.refit else []
     if prod_version is not None:
         production = load_version(tracking, name, prod_version)
-        comparable = (production.spec.l_s, production.spec.n_predictions) == (spec.l_s, spec.n_predictions)
-        if comparable:
+        refit += [f"production {prod_version}"] if production.train_settings.refit else []
+        if (production.spec.l_s, production.spec.n_predictions) != (spec.l_s, spec.n_predictions):
+            problem = f"production {prod_version} reads different windows (l_s/n_predictions) than the candidate"
+        else:
             prod_mse = validation_mse(production, x_val, y_val)
             prod_f1 = event_f1(production, channel, settings) if cand_f1 is not None else None
+    if problem is None and refit:
+        problem = f"{' and '.join(refit)} trained on the held-out windows the gate scores (train.refit)"
     margin = settings.tracking.promotion_margin
-    if not comparable:
-        reason = f"production {prod_version} reads different windows (l_s/n_predictions) than the candidate"
+    if problem is not None:
         if not force:
-            raise RegistryError(f"{name}: {reason}; pass force to promote anyway")
-        promoted = False
+            raise RegistryError(f"{name}: {problem}; pass force to promote anyway")
+        promoted, reason = False, problem
     else:
         promoted, reason = decide(cand_mse, prod_mse, margin, cand_f1, prod_f1)
     if force and not promoted:

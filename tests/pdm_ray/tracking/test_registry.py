@@ -177,6 +177,23 @@ def test_promote_and_rollback_errors(mlflow_uri: str, channel: Channel, good_mod
         promote(tracking, channel, "lstm", settings)
 
 
+def test_gate_refuses_a_model_refit_on_its_held_out_windows(
+    mlflow_uri: str, channel: Channel, good_model: TrainedModel
+) -> None:
+    """A refit model trained on the validation windows, so the gate's MSE there would be in-sample."""
+    tracking = connect(mlflow_uri, "pdm-ray")
+    refit = replace(good_model, train_settings=good_model.train_settings.model_copy(update={"refit": True}))
+    v1 = _register(tracking, refit, "refit")
+    with pytest.raises(RegistryError, match=f"version {v1} trained on the held-out windows"):
+        promote(tracking, channel, "lstm", Settings())
+    assert _aliases(tracking) == {"staging": v1}
+    forced = promote(tracking, channel, "lstm", Settings(), force=True)
+    assert forced.promoted and forced.reason.startswith("forced: version")
+    _register(tracking, good_model, "validated")
+    with pytest.raises(RegistryError, match=f"production {v1} trained on the held-out windows"):
+        promote(tracking, channel, "lstm", Settings())
+
+
 def test_production_alias_loads_in_a_fresh_process(mlflow_uri: str, channel: Channel, good_model: TrainedModel) -> None:
     tracking = connect(mlflow_uri, "pdm-ray")
     _register(tracking, good_model, "serve me")
