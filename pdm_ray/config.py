@@ -548,7 +548,9 @@ class ServeSettings(_Section):
     registered kinds is served by the first of ``model_kinds`` that has a production
     version. The model deployment keeps ``max_models_per_replica`` models per replica and
     batches up to ``batch_max_size`` requests of one model, waiting at most
-    ``batch_wait_timeout_s``; ``model_autoscaling`` (when set) replaces ``model_replicas``.
+    ``batch_wait_timeout_s``. With ``ingress_batching`` each ingress replica also sends the
+    requests for one model that arrive while two calls for it are out as one handle call
+    (``serve_apps.call_batching``). ``model_autoscaling`` (when set) replaces ``model_replicas``.
     Each replica reserves ``replica_num_cpus`` CPUs. ``direct_ingress_port`` (when set) makes
     each ``Api`` replica also answer HTTP itself, from that port up, skipping the proxy's hop;
     ``one_event_loop`` saves two thread hops per request in each of pdm-ray's replicas. The
@@ -574,6 +576,7 @@ class ServeSettings(_Section):
     replica_num_cpus: float = Field(0.5, ge=0)
     batch_max_size: int = Field(16, gt=0)
     batch_wait_timeout_s: float = Field(0.002, ge=0)
+    ingress_batching: bool = True
     fleet_actor: str = "fleet"
     direct_ingress_port: int | None = Field(None, gt=0, lt=65536)
     one_event_loop: bool = False

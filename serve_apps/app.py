@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,27 +29,45 @@ from pdm_ray.config import Settings, load_settings
 from pdm_ray.environment import muted_log_messages
 from pdm_ray.tracking.runs import connect_settings
 from serve_apps.api import create_app
+from serve_apps.call_batching import CallBatcher
 from serve_apps.dashboard import Dashboard, install_dashboard
 from serve_apps.errors import ApiError
 from serve_apps.fast_mode import replica_env
 from serve_apps.metrics import ApiMetrics
-from serve_apps.scoring import WindowForecast, WindowInput, WindowScores
+from serve_apps.scoring import WindowForecast, WindowInput, WindowScores, unwrap
 from serve_apps.versions import registry_versions
 
 logger = logging.getLogger(__name__)
 
 
 class HandleModels:
-    """``serve_apps.api.Models`` over the model deployment's handle."""
+    """``serve_apps.api.Models`` over the model deployment's handle.
 
-    def __init__(self, handle: DeploymentHandle) -> None:
+    ``SensorModels`` takes a list of windows per call. With ``batching`` the requests for one
+    model that arrive while two calls for it are out go as one call of up to ``max_batch``
+    windows (``serve_apps.call_batching``); without, each request is a call of one window.
+    """
+
+    def __init__(self, handle: DeploymentHandle, batching: bool, max_batch: int) -> None:
         self._handle = handle
+        self._batchers = {
+            method: CallBatcher(partial(self._send, method), max_batch, max_in_flight=2) if batching else None
+            for method in ("detect", "forecast")
+        }
 
-    async def _call(self, method: str, model_id: str, window: WindowInput) -> Any:
+    async def _send(self, method: str, model_id: str, windows: list[WindowInput]) -> list[Any]:
         try:
-            return await getattr(self._handle.options(multiplexed_model_id=model_id), method).remote(window)
+            return await getattr(self._handle.options(multiplexed_model_id=model_id), method).remote(windows)
         except (BackPressureError, DeploymentUnavailableError) as exc:
             raise ApiError(503, "overloaded", f"model deployment cannot take the request now: {exc}") from exc
+
+    async def _call(self, method: str, model_id: str, window: WindowInput) -> Any:
+        batcher = self._batchers[method]
+        if batcher is None:
+            (outcome,) = await self._send(method, model_id, [window])
+        else:
+            outcome = await batcher.call(model_id, window)
+        return unwrap(outcome)
 
     async def detect(self, model_id: str, window: WindowInput) -> WindowScores:
         return await self._call("detect", model_id, window)
@@ -108,7 +127,9 @@ class Api:
         tracking = connect_settings(self._settings)
         versions = registry_versions(tracking, cfg)
         fleet = ActorFleet(cfg.fleet_actor, self._settings.ray.namespace)
-        self._app = create_app(HandleModels(models), versions, cfg, fleet, ApiMetrics())
+        self._app = create_app(
+            HandleModels(models, cfg.ingress_batching, cfg.batch_max_size), versions, cfg, fleet, ApiMetrics()
+        )
         install_dashboard(self._app, Dashboard(self._settings, fleet, tracking))
 
     def __serve_build_asgi_app__(self) -> Any:

@@ -4,9 +4,11 @@ The ingress resolves a sensor's production version in the MLflow registry and ca
 deployment through a ``DeploymentHandle`` with ``multiplexed_model_id="<name>/<version>"``
 (e.g. ``pdm-A-2-lstm/3``). Each replica loads a version once (``@serve.multiplexed``, at
 most ``serve.max_models_per_replica``, least recently used evicted) and batches concurrent
-requests for one model (``@serve.batch``; Serve splits batches by model id), so a batch is
-one jitted forward pass over every request's windows. A promotion changes the id, so the
-new version is loaded on its first request and the old one ages out; no restart needed.
+calls for one model (``@serve.batch``; Serve splits batches by model id), so a batch is
+one jitted forward pass over every call's windows. Each call already carries a list: the
+ingress sends the requests that arrive together as one call (``serve_apps.call_batching``).
+A promotion changes the id, so the new version is loaded on its first request and the old
+one ages out; no restart needed.
 Routing uses the handle option, never the HTTP multiplexing header, which Serve's HAProxy
 mode drops.
 
@@ -20,7 +22,7 @@ are not batched: every sensor has its own model and sends one window at a time.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import numpy as np
@@ -39,9 +41,10 @@ from serve_apps.scoring import (
     forecast_windows,
     load_served,
     score_windows,
-    unwrap,
 )
 from serve_apps.versions import model_id, registry_versions
+
+T = TypeVar("T")
 
 
 @serve.deployment(name="SensorModels")
@@ -69,13 +72,18 @@ class SensorModels:
             batched.set_max_batch_size(cfg.batch_max_size)
             batched.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
 
-    async def detect(self, window: WindowInput) -> WindowScores:
-        """Telemanom scores of one window (``scoring.score_windows``)."""
-        return unwrap(await self._detect_batch(window))
+    async def detect(self, windows: list[WindowInput]) -> list[WindowScores | ApiError]:
+        """Telemanom scores of one model's windows (``scoring.score_windows``), in order.
 
-    async def forecast(self, window: WindowInput) -> WindowForecast:
-        """The next ``horizon`` values after one window (``scoring.forecast_windows``)."""
-        return unwrap(await self._forecast_batch(window))
+        A list, because the ingress sends the requests for one model that arrive together as
+        one call (``serve_apps.call_batching``); a window that does not fit gets its
+        ``ApiError`` in its place rather than failing the others.
+        """
+        return await self._detect_batch(windows)
+
+    async def forecast(self, windows: list[WindowInput]) -> list[WindowForecast | ApiError]:
+        """The next ``horizon`` values after each window (``scoring.forecast_windows``), in order."""
+        return await self._forecast_batch(windows)
 
     async def predict(self, sensor_id: str, window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """One-step predictions ``[T, F] -> [T - l_s]`` of channel 0 for rows ``l_s ..``, in the window's units.
@@ -105,19 +113,31 @@ class SensorModels:
 
     # Two batches in flight: while one computes in a worker thread (JAX releases the GIL), the
     # next one computes on the other core instead of queueing (measured on 2 cores: paper model
-    # 22 -> 32 req/s at 16 clients). Sizes and waits come from the settings in __init__.
+    # 22 -> 32 req/s at 16 clients). Each batch merges calls, each call a list of windows; sizes
+    # and waits come from the settings in __init__.
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002, max_concurrent_batches=2)
-    async def _detect_batch(self, windows: list[WindowInput]) -> list[WindowScores | ApiError]:
+    async def _detect_batch(self, calls: list[list[WindowInput]]) -> list[list[WindowScores | ApiError]]:
         served = await self.load_model(serve.get_multiplexed_model_id())
         # In a thread: the event loop keeps collecting the next batch while JAX computes.
-        return await asyncio.to_thread(score_windows, served, windows, self._settings.threshold)
+        outcomes = await asyncio.to_thread(score_windows, served, _flat(calls), self._settings.threshold)
+        return _split(outcomes, calls)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002, max_concurrent_batches=2)
-    async def _forecast_batch(self, windows: list[WindowInput]) -> list[WindowForecast | ApiError]:
+    async def _forecast_batch(self, calls: list[list[WindowInput]]) -> list[list[WindowForecast | ApiError]]:
         served = await self.load_model(serve.get_multiplexed_model_id())
-        return await asyncio.to_thread(forecast_windows, served, windows)
+        return _split(await asyncio.to_thread(forecast_windows, served, _flat(calls)), calls)
 
     def check_health(self) -> None:
         """Serve's periodic probe: the JAX backend still answers (a replica without it is useless)."""
         if not jax.devices():
             raise RuntimeError("JAX reports no devices")
+
+
+def _flat(calls: list[list[WindowInput]]) -> list[WindowInput]:
+    return [window for call in calls for window in call]
+
+
+def _split(outcomes: list[T], calls: list[list[WindowInput]]) -> list[list[T]]:
+    """``outcomes`` of ``_flat(calls)`` regrouped per call."""
+    ends = np.cumsum([len(call) for call in calls]).tolist()
+    return [outcomes[lo:hi] for lo, hi in zip([0, *ends[:-1]], ends, strict=True)]

@@ -6,12 +6,14 @@ Two applications run side by side: ``pdm-open`` at ``/`` (no token) and ``pdm-au
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
+import numpy as np
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -39,12 +41,12 @@ def served(serve_port: int, registry: Registry) -> Iterator[Served]:
     from actors.fleet import fleet_handle
     from serve_apps.app import application
 
-    # The open app runs each replica on one event loop (serve.one_event_loop), the other with Serve's threads.
+    # The open app runs each replica on one event loop (serve.one_event_loop), the other with Serve's
+    # threads; the open app batches concurrent requests at the ingress (serve.ingress_batching), the other not.
     open_serve = registry.settings.serve.model_copy(update={"version_ttl_s": 3600.0, "one_event_loop": True})
     open_settings = registry.settings.model_copy(update={"serve": open_serve})
-    auth_settings = registry.settings.model_copy(
-        update={"serve": registry.settings.serve.model_copy(update={"auth_token": TOKEN})}
-    )
+    auth_serve = registry.settings.serve.model_copy(update={"auth_token": TOKEN, "ingress_batching": False})
+    auth_settings = registry.settings.model_copy(update={"serve": auth_serve})
     actors_before = set(list_named_actors())
     fleet_handle(open_settings)
     serve.run(application(open_settings), name="pdm-open", route_prefix="/")
@@ -100,6 +102,28 @@ def test_errors_cross_the_handle_with_status_and_field(served: Served) -> None:
     assert error_of(nan) == (422, "invalid_input", "values.1")
     far = post("/v1/sensors/S-1/forecast", json={"values": values(40), "timestamps": list(range(40)), "horizon": 99})
     assert error_of(far) == (422, "horizon_too_large", "horizon")
+
+
+def test_requests_batched_at_the_ingress_answer_as_requests_sent_alone(served: Served) -> None:
+    """Concurrent requests: the open app sends them to the model as one call, the auth app one call each."""
+    series = [sine_series(120, seed=seed)[:, 0] for seed in range(6)]
+    series[2][90:93] += 40.0
+    bodies = [{"values": s.tolist()} for s in series] + [{"values": values(L_S)}]  # the last is too short
+
+    async def post_all(prefix: str, headers: dict[str, str]) -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=served.url, timeout=120, headers=headers) as http:
+            return await asyncio.gather(*(http.post(f"{prefix}/v1/sensors/S-1/detect", json=b) for b in bodies))
+
+    for _ in range(3):  # a few bursts, so some arrive while a call is out
+        batched = asyncio.run(post_all("", {}))
+        alone = asyncio.run(post_all("/auth", {"Authorization": f"Bearer {TOKEN}"}))
+        assert [r.status_code for r in batched] == [r.status_code for r in alone] == [200] * 6 + [422]
+        assert error_of(batched[-1]) == error_of(alone[-1]) == (422, "too_few_points", "values")
+        for b, a in zip(batched[:-1], alone[:-1], strict=True):
+            b, a = b.json(), a.json()
+            assert [(s["start"], s["end"]) for s in b["sequences"]] == [(s["start"], s["end"]) for s in a["sequences"]]
+            np.testing.assert_allclose(b["predictions"], a["predictions"], rtol=1e-5, atol=1e-5)
+        assert any(s["start"] <= 90 <= s["end"] for s in batched[2].json()["sequences"])
 
 
 def test_forecast_timestamps(served: Served) -> None:
