@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pdm_ray.data.normalize import Normalizer
@@ -57,8 +57,10 @@ def test_scores_match_the_core_and_sequences_index_the_window(one_feature: Serve
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lengths=st.lists(st.integers(L_S + 1, 120), min_size=1, max_size=4), seed=st.integers(0, 100))
+@given(lengths=st.lists(st.integers(L_S + 1, 120), min_size=1, max_size=8), seed=st.integers(0, 100))
+@example(lengths=[120] * 8, seed=0)  # 720 rows: three passes of PREDICT_ROWS
 def test_a_batch_equals_its_windows_one_by_one(one_feature: ServedModel, lengths: list[int], seed: int) -> None:
+    """Up to 8 windows, so also more rows than one forward pass takes (``scoring.PREDICT_ROWS``)."""
     windows = [_window(sine_series(n, seed=seed + i)) for i, n in enumerate(lengths)]
     together = score_windows(one_feature, windows, THRESHOLD)
     for window, batched in zip(windows, together, strict=True):
