@@ -547,10 +547,11 @@ class ServeSettings(_Section):
     seconds (``POST /v1/models/reload`` forgets it at once); a sensor with several
     registered kinds is served by the first of ``model_kinds`` that has a production
     version. The model deployment keeps ``max_models_per_replica`` models per replica and
-    batches up to ``batch_max_size`` requests of one model, waiting at most
-    ``batch_wait_timeout_s``. With ``ingress_batching`` each ingress replica also sends the
-    requests for one model that arrive while two calls for it are out as one handle call
-    (``serve_apps.call_batching``). ``model_autoscaling`` (when set) replaces ``model_replicas``.
+    batches up to ``batch_max_size`` calls of one model, waiting at most
+    ``batch_wait_timeout_s``. With ``ingress_batching`` each ingress replica sends the
+    requests for one model that arrive while two calls for it are out as one call of up to
+    ``batch_max_size`` windows (``serve_apps.call_batching``); without, one call per request.
+    ``model_autoscaling`` (when set) replaces ``model_replicas``.
     Each replica reserves ``replica_num_cpus`` CPUs. ``direct_ingress_port`` (when set) makes
     each ``Api`` replica also answer HTTP itself, from that port up, skipping the proxy's hop;
     ``one_event_loop`` saves two thread hops per request in each of pdm-ray's replicas. The

@@ -26,15 +26,13 @@ class CallBatcher(Generic[Key, Item, Outcome]):
     Args:
         send: sends one batch of a key; returns one outcome per item, in order. An exception
             it raises is raised to every caller in that batch.
-        max_batch: the most items in one send.
-        max_in_flight: sends of one key out at once (2 keeps two model batches computing).
+        max_batch: the most items in one send (>= 1; ``serve.batch_max_size``, validated there).
+        max_in_flight: sends of one key out at once, >= 1 (2 keeps two model batches computing).
     """
 
     def __init__(
         self, send: Callable[[Key, list[Item]], Awaitable[list[Outcome]]], max_batch: int, max_in_flight: int
     ) -> None:
-        if max_batch < 1 or max_in_flight < 1:
-            raise ValueError(f"max_batch and max_in_flight must be >= 1, got {max_batch} and {max_in_flight}")
         self._send = send
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight

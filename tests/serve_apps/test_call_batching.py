@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from serve_apps.call_batching import CallBatcher
 
 
@@ -102,11 +100,3 @@ def test_a_caller_that_gave_up_is_not_sent() -> None:
         assert rec.batches == [("m", [1]), ("m", [3])]
 
     asyncio.run(scenario())
-
-
-def test_sizes_below_one_are_refused() -> None:
-    async def send(key: str, items: list[int]) -> list[int]:
-        return items
-
-    with pytest.raises(ValueError, match="max_batch and max_in_flight must be >= 1"):
-        CallBatcher(send, max_batch=0, max_in_flight=1)
