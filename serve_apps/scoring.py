@@ -242,7 +242,7 @@ def unwrap(outcome: T | ApiError) -> T:
 # Rows per forward pass. A request's 250-point window is 200 rows; with the core's default of
 # 1,024, a batch of k requests ran in power-of-two passes of up to 1,024 rows, padded by up to
 # 41%, and big passes were no cheaper per row. Measured on 2 cores, 16 windows in one call
-# (per window, in-process): Transformer 8.1-9.6 ms CPU at 128-512 rows against 11.9 at 1,024,
+# (per window, in-process): Transformer 7.2-9.6 ms CPU at 128-512 rows against 11.9 at 1,024,
 # LSTM 16 3.2-3.3 against 4.4 (BENCHMARKS.md, "Serve load").
 PREDICT_ROWS = 256
 
