@@ -15,7 +15,9 @@ with the default settings.
 For each server and 1 / 16 concurrent clients (keep-alive ``httpx.AsyncClient``s in this
 process, each timed once its connection is open) it runs ``--rounds`` rounds after a
 warm-up and prints the medians over rounds of p50, p99 and throughput, then points/s
-through the bulk ``POST /v1/detect`` (16 windows per request, 4 clients). Usage::
+through the bulk ``POST /v1/detect`` (16 windows per request, 4 clients), and the CPU time
+each process spent per request over the 16-client rounds (the proxy, the ``Api`` and
+``SensorModels`` replicas or the uvicorn process, and the client: this process). Usage::
 
     JAX_PLATFORMS=cpu .venv/bin/python benchmarks/serve_load.py [--model paper|small|transformer] [--rounds 3]
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -39,6 +42,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import httpx
 import numpy as np
+import psutil
 
 from pdm_ray.config import Settings, load_settings
 
@@ -144,27 +148,64 @@ async def run_round(url: str, path: str, bodies: list[dict], clients: int, reque
     return Round(float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), len(lat) / elapsed)
 
 
-def measure(url: str, rounds: int, requests: int) -> dict[str, Round]:
-    """Medians over rounds for 1 and 16 clients on /detect, and the bulk endpoint."""
+# Processes whose CPU time is counted, by a marker in their command line.
+SERVE_PROCESSES = {
+    "proxy": "ProxyActor",
+    "Api": "ServeReplica:pdm:Api",
+    "SensorModels": "ServeReplica:pdm:SensorModels",
+}
+BASELINE_PROCESSES = {"uvicorn": "--baseline-server"}
+
+
+def cpu_seconds(markers: dict[str, str]) -> dict[str, float]:
+    """User + system CPU seconds of the processes named by ``markers``, and of this one (the client)."""
+    out = dict.fromkeys(markers, 0.0)
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        for name, marker in markers.items():
+            if marker in cmdline:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = proc.cpu_times()
+                    out[name] += times.user + times.system
+    own = psutil.Process().cpu_times()
+    out["client"] = own.user + own.system
+    return out
+
+
+def measure(
+    url: str, rounds: int, requests: int, processes: dict[str, str]
+) -> tuple[dict[str, Round], dict[str, float]]:
+    """Medians over rounds for 1 and 16 clients on /detect, and the bulk endpoint.
+
+    Also returns each process's CPU milliseconds per request over the 16-client rounds
+    (``processes``, plus the client), to show where a request's cost goes.
+    """
     single = [{"values": w} for w in windows(64)]
     bulk = [{"windows": [{"sensor_id": SENSOR, "values": w} for w in windows(16)]}]
     path = f"/v1/sensors/{SENSOR}/detect"
     asyncio.run(run_round(url, path, single, 16, 160))  # warm-up: model load, every padded batch shape
     asyncio.run(run_round(url, "/v1/detect", bulk, 4, 16))
     out: dict[str, Round] = {}
+    cpu_ms: dict[str, float] = {}
     for label, p, bodies, clients, n in [
         ("detect, 1 client", path, single, 1, requests // 2),
         ("detect, 16 clients", path, single, 16, requests),
         ("bulk /v1/detect (16 windows), 4 clients", "/v1/detect", bulk, 4, max(8, requests // 16)),
     ]:
+        before = cpu_seconds(processes)
         results = [asyncio.run(run_round(url, p, bodies, clients, n)) for _ in range(rounds)]
+        if clients == 16:
+            after = cpu_seconds(processes)
+            sent = rounds * (clients + max(1, n // clients) * clients)  # each client's untimed first request too
+            cpu_ms = {k: 1e3 * (after[k] - before[k]) / sent for k in after}
+            print("  CPU ms per request at 16 clients: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu_ms.items()))
         out[label] = Round(
             statistics.median(r.p50_ms for r in results),
             statistics.median(r.p99_ms for r in results),
             statistics.median(r.rps for r in results),
         )
         print(f"  {label}: {out[label]}", flush=True)
-    return out
+    return out, cpu_ms
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 300.0) -> None:
@@ -190,20 +231,22 @@ def baseline_server(home: str, port: int, model: str) -> None:
     uvicorn.run(local_app(bench_settings(Path(home), model)), host="127.0.0.1", port=port, log_level="warning")
 
 
-def bench_baseline(home: Path, model: str, rounds: int, requests: int) -> dict[str, Round]:
+def bench_baseline(home: Path, model: str, rounds: int, requests: int) -> tuple[dict[str, Round], dict[str, float]]:
     port = free_port()
     cmd = [sys.executable, __file__, "--baseline-server", str(home), "--port", str(port), "--model", model]
     proc = subprocess.Popen(cmd, cwd=ROOT)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, proc)
-        return measure(url, rounds, requests)
+        return measure(url, rounds, requests, BASELINE_PROCESSES)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
-def bench_serve(settings: Settings, rounds: int, requests: int, direct: bool = False) -> dict[str, Round]:
+def bench_serve(
+    settings: Settings, rounds: int, requests: int, direct: bool = False
+) -> tuple[dict[str, Round], dict[str, float]]:
     """Serve through its proxy, or (``direct``) straight to the ``Api`` replica's own port
     with every replica on one event loop (``serve.direct_ingress_port``, ``serve.one_event_loop``).
 
@@ -227,7 +270,7 @@ def bench_serve(settings: Settings, rounds: int, requests: int, direct: bool = F
         serve.run(application(settings), name="pdm", route_prefix="/")
         url = f"http://127.0.0.1:{settings.serve.direct_ingress_port if direct else port}"
         wait_healthy(url)
-        return measure(url, rounds, requests)
+        return measure(url, rounds, requests, SERVE_PROCESSES)
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -256,11 +299,11 @@ def main() -> None:
     try:
         settings = prepare(home, args.model)
         print("plain FastAPI + uvicorn (in-process model):", flush=True)
-        plain = bench_baseline(home, args.model, args.rounds, args.requests)
+        plain, plain_cpu = bench_baseline(home, args.model, args.rounds, args.requests)
         print("Ray Serve (Api -> SensorModels via DeploymentHandle):", flush=True)
-        served = bench_serve(settings, args.rounds, args.requests)
+        served, served_cpu = bench_serve(settings, args.rounds, args.requests)
         print("Ray Serve, fast mode (direct ingress to Api, one event loop per replica):", flush=True)
-        direct = bench_serve(settings, args.rounds, args.requests, direct=True)
+        direct, direct_cpu = bench_serve(settings, args.rounds, args.requests, direct=True)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -272,6 +315,9 @@ def main() -> None:
             print(f"{label:42} {name:8} {res.p50_ms:8.1f} {res.p99_ms:8.1f} {res.rps:8.1f} {res.rps * points:10.0f}")
         for name, res in (("serve", served[label]), ("direct", direct[label])):
             print(f"{'':42} {name + '/uv':8} {'':8} {'':8} {res.rps / plain[label].rps:8.2f}x")
+    print("\nCPU ms per request at 16 clients (all rounds, each client's first request included):")
+    for name, cpu in (("uvicorn", plain_cpu), ("serve", served_cpu), ("direct", direct_cpu)):
+        print(f"  {name:8} " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()) + f"; total {sum(cpu.values()):.2f}")
 
 
 if __name__ == "__main__":
