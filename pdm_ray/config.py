@@ -549,8 +549,8 @@ class ServeSettings(_Section):
     version. The model deployment keeps ``max_models_per_replica`` models per replica and
     batches up to ``batch_max_size`` calls of one model, waiting at most
     ``batch_wait_timeout_s``. With ``ingress_batching`` each ingress replica sends the
-    requests for one model that arrive while two calls for it are out as one call of up to
-    ``batch_max_size`` windows (``serve_apps.call_batching``); without, one call per request.
+    requests for one model that arrive while two calls per model replica are out as one call
+    of up to ``batch_max_size`` windows (``serve_apps.call_batching``); without, one call per request.
     ``model_autoscaling`` (when set) replaces ``model_replicas``.
     Each replica reserves ``replica_num_cpus`` CPUs. ``direct_ingress_port`` (when set) makes
     each ``Api`` replica also answer HTTP itself, from that port up, skipping the proxy's hop;

@@ -25,7 +25,7 @@ from ray.serve import Application
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
-from pdm_ray.config import Settings, load_settings
+from pdm_ray.config import ServeSettings, Settings, load_settings
 from pdm_ray.environment import muted_log_messages
 from pdm_ray.tracking.runs import connect_settings
 from serve_apps.api import create_app
@@ -43,15 +43,19 @@ logger = logging.getLogger(__name__)
 class HandleModels:
     """``serve_apps.api.Models`` over the model deployment's handle.
 
-    ``SensorModels`` takes a list of windows per call. With ``batching`` the requests for one
-    model that arrive while two calls for it are out go as one call of up to ``max_batch``
-    windows (``serve_apps.call_batching``); without, each request is a call of one window.
+    ``SensorModels`` takes a list of windows per call. With ``cfg.ingress_batching`` the
+    requests for one model that arrive while ``calls_in_flight(cfg)`` calls for it are out go
+    as one call of up to ``cfg.batch_max_size`` windows (``serve_apps.call_batching``);
+    without, each request is a call of one window.
     """
 
-    def __init__(self, handle: DeploymentHandle, batching: bool, max_batch: int) -> None:
+    def __init__(self, handle: DeploymentHandle, cfg: ServeSettings) -> None:
         self._handle = handle
+        in_flight = calls_in_flight(cfg)
         self._batchers = {
-            method: CallBatcher(partial(self._send, method), max_batch, max_in_flight=2) if batching else None
+            method: CallBatcher(partial(self._send, method), cfg.batch_max_size, in_flight)
+            if cfg.ingress_batching
+            else None
             for method in ("detect", "forecast")
         }
 
@@ -74,6 +78,17 @@ class HandleModels:
 
     async def forecast(self, model_id: str, window: WindowInput) -> WindowForecast:
         return await self._call("forecast", model_id, window)
+
+
+def calls_in_flight(cfg: ServeSettings) -> int:
+    """Calls for one model an ingress replica keeps out: two per model replica it may reach.
+
+    Each ``SensorModels`` replica computes two batches at once (``max_concurrent_batches=2``),
+    so this keeps every replica's two slots busy for a single hot sensor. A further call would
+    pay for its own trip only to wait in a replica's queue; held here, it goes out with others.
+    """
+    replicas = cfg.model_replicas if cfg.model_autoscaling is None else cfg.model_autoscaling.max_replicas
+    return 2 * replicas
 
 
 class ActorFleet:
@@ -127,9 +142,7 @@ class Api:
         tracking = connect_settings(self._settings)
         versions = registry_versions(tracking, cfg)
         fleet = ActorFleet(cfg.fleet_actor, self._settings.ray.namespace)
-        self._app = create_app(
-            HandleModels(models, cfg.ingress_batching, cfg.batch_max_size), versions, cfg, fleet, ApiMetrics()
-        )
+        self._app = create_app(HandleModels(models, cfg), versions, cfg, fleet, ApiMetrics())
         install_dashboard(self._app, Dashboard(self._settings, fleet, tracking))
 
     def __serve_build_asgi_app__(self) -> Any:

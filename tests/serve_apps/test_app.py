@@ -12,7 +12,7 @@ from ray.serve import Application
 from ray.serve.schema import ServeDeploySchema
 
 from pdm_ray.config import ServeAutoscalingSettings, load_settings
-from serve_apps.app import _replica_options, application, build_app
+from serve_apps.app import _replica_options, application, build_app, calls_in_flight
 
 SERVE_YAML = Path(__file__).resolve().parents[2] / "configs" / "serve.yaml"
 
@@ -52,6 +52,13 @@ def test_replica_options_follow_the_settings(tmp_path: Path) -> None:
     assert isinstance(application(scaled), Application)
     with pytest.raises(ValueError, match="max_replicas"):
         ServeAutoscalingSettings(min_replicas=3, max_replicas=2)
+
+
+def test_the_ingress_keeps_two_calls_per_model_replica_in_flight(tmp_path: Path) -> None:
+    settings = load_settings(env={"PDM_HOME": str(tmp_path), "PDM_SERVE__MODEL_REPLICAS": "3"})
+    assert calls_in_flight(settings.serve) == 6
+    scaled = settings.serve.model_copy(update={"model_autoscaling": ServeAutoscalingSettings(max_replicas=4)})
+    assert calls_in_flight(scaled) == 8  # the most replicas autoscaling may start
 
 
 def test_the_ingress_module_loads_without_the_model_stack() -> None:
