@@ -192,9 +192,9 @@ def measure(
         ("detect, 16 clients", path, single, 16, requests),
         ("bulk /v1/detect (16 windows), 4 clients", "/v1/detect", bulk, 4, max(8, requests // 16)),
     ]:
-        before = cpu_seconds(processes)
+        before = cpu_seconds(processes) if clients == 16 else {}
         results = [asyncio.run(run_round(url, p, bodies, clients, n)) for _ in range(rounds)]
-        if clients == 16:
+        if before:
             after = cpu_seconds(processes)
             sent = rounds * (clients + max(1, n // clients) * clients)  # each client's untimed first request too
             cpu_ms = {k: 1e3 * (after[k] - before[k]) / sent for k in after}

@@ -139,5 +139,8 @@ def _flat(calls: list[list[WindowInput]]) -> list[WindowInput]:
 
 def _split(outcomes: list[T], calls: list[list[WindowInput]]) -> list[list[T]]:
     """``outcomes`` of ``_flat(calls)`` regrouped per call."""
-    ends = np.cumsum([len(call) for call in calls]).tolist()
-    return [outcomes[lo:hi] for lo, hi in zip([0, *ends[:-1]], ends, strict=True)]
+    grouped, start = [], 0
+    for call in calls:
+        grouped.append(outcomes[start : start + len(call)])
+        start += len(call)
+    return grouped
