@@ -256,7 +256,7 @@ def bench_serve(
     from ray import serve
 
     from serve_apps.app import application
-    from serve_apps.fast_mode import cluster_env
+    from serve_apps.serve_env import cluster_env
 
     if direct:
         serve_cfg = settings.serve.model_copy(update={"direct_ingress_port": free_port(), "one_event_loop": True})

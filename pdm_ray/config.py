@@ -551,12 +551,15 @@ class ServeSettings(_Section):
     ``batch_wait_timeout_s``. With ``ingress_batching`` each ingress replica sends the
     requests for one model that arrive while two calls per model replica are out as one call
     of up to ``batch_max_size`` windows (``serve_apps.call_batching``); without, one call per request.
+    ``grpc_transport`` sends requests from the proxy to the ``Api`` replicas, and calls from
+    ``Api`` to ``SensorModels``, over the replicas' gRPC servers instead of as Ray actor calls;
+    the proxy's half is a switch of the whole Ray cluster (``serve_apps.serve_env``).
     ``model_autoscaling`` (when set) replaces ``model_replicas``.
     Each replica reserves ``replica_num_cpus`` CPUs. ``direct_ingress_port`` (when set) makes
     each ``Api`` replica also answer HTTP itself, from that port up, skipping the proxy's hop;
     ``one_event_loop`` saves two thread hops per request in each of pdm-ray's replicas. The
     first is a switch of the whole Ray cluster, the second travels in the replicas' runtime
-    env (``serve_apps.fast_mode``; docs/serve.md).
+    env (docs/serve.md).
     """
 
     host: str = "127.0.0.1"
@@ -578,6 +581,7 @@ class ServeSettings(_Section):
     batch_max_size: int = Field(16, gt=0)
     batch_wait_timeout_s: float = Field(0.002, ge=0)
     ingress_batching: bool = True
+    grpc_transport: bool = True
     fleet_actor: str = "fleet"
     direct_ingress_port: int | None = Field(None, gt=0, lt=65536)
     one_event_loop: bool = False

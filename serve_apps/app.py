@@ -32,12 +32,23 @@ from serve_apps.api import create_app
 from serve_apps.call_batching import CallBatcher
 from serve_apps.dashboard import Dashboard, install_dashboard
 from serve_apps.errors import ApiError
-from serve_apps.fast_mode import replica_env
 from serve_apps.metrics import ApiMetrics
 from serve_apps.scoring import WindowForecast, WindowInput, WindowScores, unwrap
+from serve_apps.serve_env import replica_env
 from serve_apps.versions import registry_versions
 
 logger = logging.getLogger(__name__)
+
+
+# gRPC's default message limit is 4 MiB; a call carries its windows one way and about four
+# float32 arrays of the same length back (``WindowScores``).
+BY_VALUE_MAX_BYTES = 1 << 20
+
+
+def fits_by_value(windows: list[WindowInput]) -> bool:
+    """Whether a call of ``windows`` and its answer stay well inside one gRPC message."""
+    size = sum(5 * w.values.nbytes + (0 if w.commands is None else w.commands.nbytes) for w in windows)
+    return size <= BY_VALUE_MAX_BYTES
 
 
 class HandleModels:
@@ -46,11 +57,14 @@ class HandleModels:
     ``SensorModels`` takes a list of windows per call. With ``cfg.ingress_batching`` the
     requests for one model that arrive while ``calls_in_flight(cfg)`` calls for it are out go
     as one call of up to ``cfg.batch_max_size`` windows (``serve_apps.call_batching``);
-    without, each request is a call of one window.
+    without, each request is a call of one window. With ``cfg.grpc_transport`` a call that
+    ``fits_by_value`` goes by value to the replica's gRPC server, which costs both ends less
+    CPU than a Ray actor call; larger ones go through Ray's object store, with no size limit.
     """
 
     def __init__(self, handle: DeploymentHandle, cfg: ServeSettings) -> None:
         self._handle = handle
+        self._grpc = cfg.grpc_transport
         in_flight = calls_in_flight(cfg)
         self._batchers = {
             method: CallBatcher(partial(self._send, method), cfg.batch_max_size, in_flight)
@@ -61,7 +75,9 @@ class HandleModels:
 
     async def _send(self, method: str, model_id: str, windows: list[WindowInput]) -> list[Any]:
         try:
-            return await getattr(self._handle.options(multiplexed_model_id=model_id), method).remote(windows)
+            by_reference = not (self._grpc and fits_by_value(windows))
+            handle = self._handle.options(multiplexed_model_id=model_id, _by_reference=by_reference)
+            return await getattr(handle, method).remote(windows)
         except (BackPressureError, DeploymentUnavailableError) as exc:
             raise ApiError(503, "overloaded", f"model deployment cannot take the request now: {exc}") from exc
 

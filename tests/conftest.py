@@ -47,7 +47,7 @@ def ray_cluster() -> Iterator[None]:
     import ray
 
     from pdm_ray.config import ServeSettings
-    from serve_apps.fast_mode import cluster_env
+    from serve_apps.serve_env import cluster_env
 
     env = cluster_env(ServeSettings(direct_ingress_port=DIRECT_INGRESS_PORT, ingress_replicas=DIRECT_INGRESS_REPLICAS))
     os.environ.update(env)  # the raylet copies it at start and its workers inherit it; subprocesses of tests do not

@@ -24,6 +24,18 @@ def test_cluster_yaml_validates_against_ray_schema() -> None:
     assert any("ray start --head" in c for c in config["head_start_ray_commands"])
 
 
+def test_cluster_yaml_starts_ray_with_the_default_serve_switches() -> None:
+    """What ``connect_ray`` gives a local Ray (``serve_apps.serve_env.cluster_env``), ``ray start`` gets here."""
+    from pdm_ray.config import ServeSettings
+    from serve_apps.serve_env import cluster_env
+
+    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    starts = [c for c in config["head_start_ray_commands"] + config["worker_start_ray_commands"] if "ray start" in c]
+    assert len(starts) == 2
+    for key, value in cluster_env(ServeSettings()).items():
+        assert all(f"{key}={value} " in c for c in starts), key
+
+
 def test_cluster_yaml_schema_check_rejects_broken_file() -> None:
     config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
     config["provider"] = "not-a-mapping"

@@ -34,15 +34,15 @@ def _fmt(value: object) -> str:
 def connect_ray(settings: Settings, **init_kwargs: object) -> None:
     """Start a local Ray (``ray.address`` None) or attach to the configured cluster, once.
 
-    A local Ray starts with Serve's direct ingress on (``serve_apps.fast_mode.cluster_env``)
-    when ``serve.direct_ingress_port`` asks for it; a cluster keeps the environment it was
-    started with.
+    A local Ray starts with the Serve switches of ``serve_apps.serve_env.cluster_env`` (the
+    proxy's gRPC transport, direct ingress) that the ``serve`` settings ask for; a cluster
+    keeps the environment it was started with.
     """
     import os
 
     import ray
 
-    from serve_apps.fast_mode import cluster_env
+    from serve_apps.serve_env import cluster_env
 
     if ray.is_initialized():
         return

@@ -59,7 +59,7 @@ def serve_api(args: argparse.Namespace) -> int:
     )
     if settings.serve.direct_ingress_port is not None:
         where = (
-            "" if not settings.ray.address else " (if the cluster was started with serve_apps.fast_mode.cluster_env)"
+            "" if not settings.ray.address else " (if the cluster was started with serve_apps.serve_env.cluster_env)"
         )
         print(f"direct ingress on http://{settings.serve.host}:{settings.serve.direct_ingress_port}{where}", flush=True)
     try:

@@ -6,13 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from ray.serve import Application
 from ray.serve.schema import ServeDeploySchema
 
 from pdm_ray.config import ServeAutoscalingSettings, load_settings
-from serve_apps.app import _replica_options, application, build_app, calls_in_flight
+from serve_apps.app import BY_VALUE_MAX_BYTES, _replica_options, application, build_app, calls_in_flight, fits_by_value
+from serve_apps.scoring import WindowInput
 
 SERVE_YAML = Path(__file__).resolve().parents[2] / "configs" / "serve.yaml"
 
@@ -71,3 +73,14 @@ def test_the_ingress_module_loads_without_the_model_stack() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_calls_go_by_value_only_while_they_and_their_scores_fit_one_grpc_message() -> None:
+    # 4 bytes a point in, about 16 back: 5 x values.nbytes, plus any command columns.
+    points = BY_VALUE_MAX_BYTES // 20
+    assert fits_by_value([WindowInput(np.zeros(points, np.float32))])
+    assert not fits_by_value([WindowInput(np.zeros(points + 1, np.float32))])
+    half = WindowInput(np.zeros(points // 2, np.float32))
+    assert fits_by_value([half]) and not fits_by_value([half, half, half])  # a batch counts whole
+    commands = np.zeros((points // 2, 30), np.float32)
+    assert not fits_by_value([WindowInput(np.zeros(points // 2, np.float32), commands)])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -134,6 +135,24 @@ def test_forecast_timestamps(served: Served) -> None:
     assert body["interval_s"] == 15.0 and body["model"]["version"] == "1"
     assert [p["epoch_s"] for p in body["forecasts"]] == [stamps[-1] + 15.0, stamps[-1] + 30.0]
     assert [p["timestamp"] for p in body["forecasts"]] == ["2023-11-14T22:23:20.000Z", "2023-11-14T22:23:35.000Z"]
+
+
+def test_a_window_beyond_one_grpc_message_is_served_whole(served: Served) -> None:
+    """A body over gRPC's 4 MiB limit through the proxy, and a window the ingress sends by reference.
+
+    The session's Ray runs with ``serve.grpc_transport`` (tests/conftest.py), so the proxy sends
+    requests to ``Api`` over gRPC; ``Api`` sends small calls by value, this one not (``fits_by_value``).
+    """
+    n = 100_000  # serve.max_window_points
+    long, stamps = values(n), [1_700_000_000 + 15 * i for i in range(n)]
+    content = json.dumps({"values": long, "timestamps": stamps, "horizon": 2}, indent=4).encode()
+    assert len(content) > 4 << 20
+    whole = served.http.post("/v1/sensors/S-1/forecast", content=content, headers={"content-type": "application/json"})
+    tail = served.http.post(
+        "/v1/sensors/S-1/forecast", json={"values": long[-L_S:], "timestamps": stamps[-L_S:], "horizon": 2}
+    )
+    assert whole.status_code == tail.status_code == 200, whole.text
+    assert whole.json()["forecasts"] == tail.json()["forecasts"]  # a forecast reads the last l_s points
 
 
 def test_bulk_detect(served: Served) -> None:

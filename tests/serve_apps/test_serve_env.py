@@ -1,13 +1,14 @@
-"""Serve's fast mode: settings -> the environment Serve reads at start."""
+"""Settings -> the environment Serve reads at start: the proxy's gRPC transport and fast mode."""
 
 from __future__ import annotations
 
 from pdm_ray.config import ServeSettings
-from serve_apps.fast_mode import cluster_env, replica_env
+from serve_apps.serve_env import cluster_env, replica_env
 
 
-def test_off_by_default() -> None:
-    assert cluster_env(ServeSettings()) == replica_env(ServeSettings()) == {}
+def test_only_the_proxys_grpc_transport_is_on_by_default() -> None:
+    assert cluster_env(ServeSettings()) == {"RAY_SERVE_PROXY_USE_GRPC": "1"}
+    assert cluster_env(ServeSettings(grpc_transport=False)) == replica_env(ServeSettings()) == {}
 
 
 def test_direct_ingress_ports() -> None:
@@ -19,7 +20,7 @@ def test_direct_ingress_ports() -> None:
 
 
 def test_one_event_loop_is_for_the_replicas_only() -> None:
-    cfg = ServeSettings(one_event_loop=True)
+    cfg = ServeSettings(one_event_loop=True, grpc_transport=False)
     assert cluster_env(cfg) == {}  # sync handle callers elsewhere in the cluster keep their router thread
     env = replica_env(cfg)
     assert env["RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD"] == env["RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP"] == "0"
