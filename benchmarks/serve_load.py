@@ -12,7 +12,7 @@ trained 2 epochs), a small one (16 units, 1 epoch) or the default Transformer (d
 request posts a 250-point window of T-1's test series (200 scored points); the threshold runs
 with the default settings.
 
-For each server and 1 / 16 concurrent clients (keep-alive ``httpx.AsyncClient``s in this
+For each server and 1 / 16 concurrent clients (keep-alive aiohttp sessions in this
 process, each timed once its connection is open) it runs ``--rounds`` rounds after a
 warm-up and prints the medians over rounds of p50, p99 and throughput, then points/s
 through the bulk ``POST /v1/detect`` (16 windows per request, 4 clients), and the CPU time
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -40,6 +41,7 @@ from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import aiohttp
 import httpx
 import numpy as np
 import psutil
@@ -114,36 +116,43 @@ class Round:
     rps: float
 
 
-async def run_round(url: str, path: str, bodies: list[dict], clients: int, requests: int) -> Round:
-    """``requests`` POSTs spread over ``clients`` concurrent keep-alive clients.
+async def run_round(url: str, path: str, bodies: list[bytes], clients: int, requests: int) -> Round:
+    """``requests`` POSTs of JSON ``bodies`` spread over ``clients`` concurrent keep-alive clients.
 
     Each client opens its connection with one untimed request first, so the latencies are
     those of requests on open connections, not of 16 clients being created and connecting at
     the same instant (which alone made up the p99 before: every request at or above it was
-    some client's first).
+    some client's first). The clients are aiohttp sessions posting bodies encoded once: they
+    share the two cores with the servers, and httpx with ``json=`` spent 1.3-1.9 ms of CPU per
+    request, a seventh of the Serve path's, where aiohttp spends about 0.1 ms (BENCHMARKS.md).
     """
     latencies: list[float] = []
     per_client = max(1, requests // clients)
-    https = [httpx.AsyncClient(base_url=url, timeout=120) for _ in range(clients)]
+    headers = {"content-type": "application/json"}
+    sessions = [
+        aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(limit=1), timeout=aiohttp.ClientTimeout(total=120))
+        for _ in range(clients)
+    ]
 
-    async def post(http: httpx.AsyncClient, body: dict) -> None:
-        r = await http.post(path, json=body)
-        if r.status_code != 200:
-            raise RuntimeError(f"{path}: HTTP {r.status_code}: {r.text[:300]}")
+    async def post(session: aiohttp.ClientSession, body: bytes) -> None:
+        async with session.post(path, data=body, headers=headers) as r:
+            text = await r.read()
+            if r.status != 200:
+                raise RuntimeError(f"{path}: HTTP {r.status}: {text[:300]!r}")
 
-    async def client(k: int, http: httpx.AsyncClient) -> None:
+    async def client(k: int, session: aiohttp.ClientSession) -> None:
         for i in range(per_client):
             t0 = time.perf_counter()
-            await post(http, bodies[(k * per_client + i) % len(bodies)])
+            await post(session, bodies[(k * per_client + i) % len(bodies)])
             latencies.append(time.perf_counter() - t0)
 
     try:
-        await asyncio.gather(*(post(http, bodies[k % len(bodies)]) for k, http in enumerate(https)))
+        await asyncio.gather(*(post(s, bodies[k % len(bodies)]) for k, s in enumerate(sessions)))
         t0 = time.perf_counter()
-        await asyncio.gather(*(client(k, http) for k, http in enumerate(https)))
+        await asyncio.gather(*(client(k, s) for k, s in enumerate(sessions)))
         elapsed = time.perf_counter() - t0
     finally:
-        await asyncio.gather(*(http.aclose() for http in https))
+        await asyncio.gather(*(s.close() for s in sessions))
     lat = np.sort(np.asarray(latencies)) * 1e3
     return Round(float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), len(lat) / elapsed)
 
@@ -180,8 +189,12 @@ def measure(
     Also returns each process's CPU milliseconds per request over the 16-client rounds
     (``processes``, plus the client), to show where a request's cost goes.
     """
-    single = [{"values": w} for w in windows(64)]
-    bulk = [{"windows": [{"sensor_id": SENSOR, "values": w} for w in windows(16)]}]
+    single = [json.dumps({"values": w}, separators=(",", ":")).encode() for w in windows(64)]
+    bulk = [
+        json.dumps(
+            {"windows": [{"sensor_id": SENSOR, "values": w} for w in windows(16)]}, separators=(",", ":")
+        ).encode()
+    ]
     path = f"/v1/sensors/{SENSOR}/detect"
     asyncio.run(run_round(url, path, single, 16, 160))  # warm-up: model load, every padded batch shape
     asyncio.run(run_round(url, "/v1/detect", bulk, 4, 16))
