@@ -123,8 +123,8 @@ async def run_round(url: str, path: str, bodies: list[bytes], clients: int, requ
     those of requests on open connections, not of 16 clients being created and connecting at
     the same instant (which alone made up the p99 before: every request at or above it was
     some client's first). The clients are aiohttp sessions posting bodies encoded once: they
-    share the two cores with the servers, and httpx with ``json=`` spent 1.3-1.9 ms of CPU per
-    request, a seventh of the Serve path's, where aiohttp spends about 0.1 ms (BENCHMARKS.md).
+    share the two cores with the servers, and httpx with ``json=`` spent 2.2-3.0 ms of CPU per
+    request on the Serve path where aiohttp spends 0.5 ms (BENCHMARKS.md).
     """
     latencies: list[float] = []
     per_client = max(1, requests // clients)
