@@ -31,7 +31,7 @@ from ray.exceptions import GetTimeoutError, RayError
 
 from actors.forecaster import Forecaster, wait_predictions
 from pdm_ray.config import Settings
-from pdm_ray.errors import ModelNotTrainedError, PdmError, RegistryError, UnknownSensorError
+from pdm_ray.errors import ModelNotTrainedError, PdmError, RegistryError, UnknownSensorError, WalWriteError
 from pdm_ray.streaming import (
     AnomalyEvent,
     Batch,
@@ -127,6 +127,8 @@ class SensorActor:
         Raises:
             InvalidBatchError: the batch is malformed or does not continue the sensor's
                 stream; nothing changed.
+            WalWriteError: the batch could not be logged durably (disk full, I/O error);
+                nothing changed, resend it.
         """
         admitted = self._stream.admit(batch)
         if admitted is None:
@@ -161,7 +163,12 @@ class SensorActor:
             )
             self._stream.mark_scoring(Scoring.FORECASTER_ERROR, _first_line(exc))
             return []
-        self._store.log_predictions(request.seq, predictions)
+        try:
+            self._store.log_predictions(request.seq, predictions)
+        except WalWriteError as exc:  # the batch itself is durable; leave it unscored, as recovery will
+            logger.warning("sensor %s: %s", self.sensor_id, exc)
+            self._stream.mark_scoring(Scoring.FORECASTER_ERROR, _first_line(exc))
+            return []
         return self._stream.apply_predictions(request, predictions)
 
     def status(self) -> SensorStatus:

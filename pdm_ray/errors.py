@@ -56,6 +56,10 @@ class WalCorruptionError(DataError):
     """A sensor's write-ahead log is damaged beyond a torn last record (which recovery truncates)."""
 
 
+class WalWriteError(PdmError):
+    """A batch could not be logged durably (disk full, I/O error), so it was not accepted; resend it."""
+
+
 class DataQualityError(DataError):
     """A quality report is critical, so the data must not be trained on.
 

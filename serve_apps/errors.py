@@ -24,6 +24,7 @@ from pdm_ray.errors import (
     RegistryError,
     TrackingError,
     UnknownSensorError,
+    WalWriteError,
 )
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ def classify(exc: BaseException) -> HttpError:
         return HttpError(503, "fleet_unavailable", str(exc), None)
     if isinstance(exc, RegistryError):
         return HttpError(503, "no_production_model", str(exc), None)
+    if isinstance(exc, WalWriteError):
+        return HttpError(503, "storage_unavailable", str(exc), None)
     if isinstance(exc, TrackingError):
         return HttpError(503, "registry_unavailable", str(exc), None)
     logger.error("unhandled error while serving a request", exc_info=exc)

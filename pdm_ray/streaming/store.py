@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from pdm_ray.errors import WalCorruptionError
 from pdm_ray.ids import validate_sensor_id
 from pdm_ray.streaming.batch import Batch
 from pdm_ray.streaming.sensor import ScoringRequest, SensorStream
@@ -88,7 +89,8 @@ class SensorStore:
 
         Raises:
             DataError: a damaged snapshot.
-            WalCorruptionError: a damaged WAL (other than a torn last record, which is cut).
+            WalCorruptionError: a damaged WAL (other than a torn last record, which is cut),
+                or one whose batches after the snapshot do not follow each other.
         """
         state = read_snapshot(self.snapshot_path)
         if state is not None:
@@ -100,6 +102,10 @@ class SensorStore:
             if record.seq <= snapshot_seq:
                 continue  # covered by the snapshot (written before its segments were deleted)
             if record.kind == RecordKind.DATA:
+                if record.seq != stream.last_seq + 1:
+                    raise WalCorruptionError(
+                        f"{self.wal.directory}: batch {record.seq} logged after batch {stream.last_seq}"
+                    )
                 pending = stream.apply(record.batch())
                 replayed += 1
             elif pending is not None and pending.seq == record.seq:

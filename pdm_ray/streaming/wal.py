@@ -15,10 +15,15 @@ batch survives a crash of the process or the machine. PREDICTIONS records are wr
 without a sync of their own (the next DATA record's sync covers them): losing the last
 one only means recovery asks the forecaster again.
 
+An append that fails (disk full, I/O error, a failed ``fdatasync``) is cut off the segment
+again before the error is raised (``WalWriteError``), and if even that fails, before the
+next append writes anything; so a record the caller was told failed never sits in front of
+later ones, and is never replayed.
+
 Recovery reads every segment in order. A record cut short or failing its checksum at the
 end of the newest segment is a torn write from a crash: it and anything after it are
-truncated away. The same damage in an older segment is real corruption
-(``WalCorruptionError``), since those were complete before the next segment began.
+truncated away. Damage followed by a valid record, or in an older segment, is real
+corruption (``WalCorruptionError``): truncating there would drop batches that were acked.
 
 After a snapshot covering everything logged so far, ``rotate`` starts a new segment and
 deletes the old ones, so the log holds at most the batches since the last snapshot.
@@ -37,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from pdm_ray.errors import WalCorruptionError
+from pdm_ray.errors import WalCorruptionError, WalWriteError
 from pdm_ray.streaming.batch import Batch
 
 logger = logging.getLogger(__name__)
@@ -98,6 +103,7 @@ class WriteAheadLog:
         self.sync = sync
         self._fd: int | None = None
         self._recovered = False
+        self._cut_at: int | None = None  # where a failed append must be cut off before the next one
 
     def segments(self) -> list[Path]:
         """Segment files, oldest first."""
@@ -131,6 +137,11 @@ class WriteAheadLog:
                 continue
             if not newest:
                 raise WalCorruptionError(f"{path}: {reason} at byte {good_end} in a segment that is not the newest")
+            later = _next_valid_record(path.read_bytes(), good_end)
+            if later is not None:
+                raise WalCorruptionError(
+                    f"{path}: {reason} at byte {good_end}, followed by a valid record at byte {later}"
+                )
             if not repair:
                 continue
             if good_end < len(SEGMENT_MAGIC):
@@ -185,14 +196,38 @@ class WriteAheadLog:
             crc = zlib.crc32(part, crc)
             length += len(part)
         frame = _FRAME.pack(length, crc)
-        fd = self._open_segment(seq)
         total = len(frame) + length
-        written = os.writev(fd, [frame, *parts])
-        if written != total:
-            raise OSError(f"{self.directory}: short write to the WAL ({written} of {total} bytes)")
-        if sync:
-            os.fdatasync(fd)
+        try:
+            fd = self._open_segment(seq)
+            self._cut_failed_append(fd)
+            start = os.fstat(fd).st_size
+        except OSError as exc:
+            raise self._write_error(seq, exc) from exc
+        try:
+            written = os.writev(fd, [frame, *parts])
+            if written != total:
+                raise OSError(f"short write ({written} of {total} bytes)")
+            if sync:
+                os.fdatasync(fd)
+        except OSError as exc:
+            self._cut_at = start
+            try:
+                self._cut_failed_append(fd)
+            except OSError:
+                logger.warning("%s: could not cut a failed append off yet; the next append will", self.directory)
+            raise self._write_error(seq, exc) from exc
         return total
+
+    def _write_error(self, seq: int, exc: OSError) -> WalWriteError:
+        return WalWriteError(f"{self.directory}: could not log batch {seq}: {exc}; it was not accepted, resend it")
+
+    def _cut_failed_append(self, fd: int) -> None:
+        """Truncate the segment back to where a failed append began, durably."""
+        if self._cut_at is None:
+            return
+        os.ftruncate(fd, self._cut_at)
+        os.fsync(fd)
+        self._cut_at = None
 
     def _open_segment(self, seq: int) -> int:
         if self._fd is not None:
@@ -237,6 +272,37 @@ def _read_segment(path: Path) -> tuple[int, list[WalRecord], str | None]:
         records.append(record)
         pos = start + length
     return pos, records, None
+
+
+def _next_valid_record(data: bytes, after: int) -> int | None:
+    """Offset of the first complete, checksummed record starting past ``after``, or None.
+
+    Tells a torn tail (nothing valid after the damage) from damage in the middle of a log.
+    Candidate offsets are filtered in numpy first (a length that fits and a known kind byte),
+    so only a few checksums are computed.
+    """
+    start, stop = after + 1, len(data) - _FRAME.size - _PAYLOAD_HEAD.size + 1
+    if stop <= start:
+        return None
+    buf = np.frombuffer(data, dtype=np.uint8)
+    offsets = np.arange(start, stop)
+    lengths = np.frombuffer(data[start : stop + 3], dtype=np.uint8)
+    length = (
+        lengths[: stop - start].astype(np.int64)
+        | lengths[1 : stop - start + 1].astype(np.int64) << 8
+        | lengths[2 : stop - start + 2].astype(np.int64) << 16
+        | lengths[3 : stop - start + 3].astype(np.int64) << 24
+    )
+    kinds = buf[offsets + _FRAME.size]
+    fits = (length >= _PAYLOAD_HEAD.size) & (offsets + _FRAME.size + length <= len(data))
+    candidates = offsets[fits & ((kinds == RecordKind.DATA) | (kinds == RecordKind.PREDICTIONS))]
+    view = memoryview(data)
+    for pos in candidates.tolist():
+        length_, crc = _FRAME.unpack_from(data, pos)
+        payload = view[pos + _FRAME.size : pos + _FRAME.size + length_]
+        if zlib.crc32(payload) == crc and _decode(payload) is not None:
+            return pos
+    return None
 
 
 def _decode(payload: memoryview) -> WalRecord | None:

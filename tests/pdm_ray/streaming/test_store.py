@@ -131,3 +131,14 @@ def test_checkpoint_drops_the_covered_log(tmp_path: Path, settings: StreamSettin
     assert store.wal.segments() == [] and stream.batches_since_snapshot == 0
     with np.load(store.snapshot_path, allow_pickle=False) as archive:
         assert "ring/values" in archive.files and "__meta__" in archive.files
+
+
+def test_a_gap_in_the_logged_batches_is_corruption(tmp_path: Path, settings: StreamSettings) -> None:
+    stream, store = SensorStream("A-2", settings), SensorStore(tmp_path)
+    store.recover(stream)
+    batches = make_batches(30, [10])
+    store.log_batch(batches[0])
+    store.log_batch(batches[2])  # batch 1 is missing: the log was damaged, not torn
+    store.close()
+    with pytest.raises(WalCorruptionError, match="batch 2 logged after batch 0"):
+        SensorStore(tmp_path).recover(SensorStream("A-2", settings))

@@ -1,3 +1,4 @@
+import os
 import struct
 import tempfile
 import zlib
@@ -8,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pdm_ray.errors import WalCorruptionError
+from pdm_ray.errors import WalCorruptionError, WalWriteError
+from pdm_ray.streaming import wal as wal_module
 from pdm_ray.streaming.batch import Batch
 from pdm_ray.streaming.wal import SEGMENT_MAGIC, RecordKind, WriteAheadLog
 
@@ -84,6 +86,88 @@ def test_a_checksum_mismatch_in_the_last_record_is_truncated(tmp_path: Path) -> 
     data[-1] ^= 0xFF
     segment.write_bytes(bytes(data))
     assert [r.seq for r in WriteAheadLog(tmp_path).recover()] == [0]
+
+
+def test_damage_followed_by_a_valid_record_is_corruption_not_a_torn_tail(tmp_path: Path) -> None:
+    wal = _fresh(tmp_path)
+    for seq in range(4):
+        wal.append_batch(_batch(seq))
+    wal.close()
+    segment = wal.segments()[0]
+    data = bytearray(segment.read_bytes())
+    data[8 + 8 + 40] ^= 0xFF  # inside record 0's body; records 1-3 are intact and were acked
+    segment.write_bytes(bytes(data))
+    with pytest.raises(WalCorruptionError, match="followed by a valid record"):
+        WriteAheadLog(tmp_path).recover()
+    assert segment.read_bytes() == bytes(data)  # nothing was truncated away
+
+
+def _fail_once(monkeypatch: pytest.MonkeyPatch, name: str, failing: object) -> None:
+    """Make ``os.<name>`` as the WAL module sees it behave as ``failing`` for one call (a disk fault)."""
+    real = getattr(wal_module.os, name)
+
+    def once(*args: object) -> object:
+        monkeypatch.setattr(wal_module.os, name, real)
+        return failing(real, *args)  # type: ignore[operator]
+
+    monkeypatch.setattr(wal_module.os, name, once)
+
+
+def test_a_short_write_is_cut_off_so_later_records_survive_recovery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wal = _fresh(tmp_path)
+    wal.append_batch(_batch(0))
+    size = wal.size_bytes()
+
+    def half(real: object, fd: int, parts: list[bytes]) -> int:  # the disk fills up half-way
+        blob = b"".join(bytes(p) for p in parts)
+        return os.write(fd, blob[: len(blob) // 2])
+
+    _fail_once(monkeypatch, "writev", half)
+    with pytest.raises(WalWriteError, match="could not log batch 1: short write"):
+        wal.append_batch(_batch(1))
+    assert wal.size_bytes() == size
+    for seq in (1, 2, 3):  # the producer resends, then goes on
+        wal.append_batch(_batch(seq))
+    wal.close()
+    assert [r.seq for r in WriteAheadLog(tmp_path).recover()] == [0, 1, 2, 3]
+
+
+def test_a_failed_sync_is_cut_off_so_the_resent_batch_is_logged_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wal = _fresh(tmp_path)
+    wal.append_batch(_batch(0))
+
+    def eio(real: object, fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    _fail_once(monkeypatch, "fdatasync", eio)
+    with pytest.raises(WalWriteError, match="Input/output error"):
+        wal.append_batch(_batch(1))
+    wal.append_batch(_batch(1))
+    wal.close()
+    assert [r.seq for r in WriteAheadLog(tmp_path).recover()] == [0, 1]
+
+
+def test_a_cut_that_failed_is_made_before_the_next_append(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wal = _fresh(tmp_path)
+    wal.append_batch(_batch(0))
+
+    def eio(real: object, *args: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    _fail_once(monkeypatch, "fdatasync", eio)
+    _fail_once(monkeypatch, "ftruncate", eio)
+    with pytest.raises(WalWriteError):
+        wal.append_batch(_batch(1))
+    _fail_once(monkeypatch, "ftruncate", eio)
+    with pytest.raises(WalWriteError):  # still cannot cut: nothing new is written behind the failed record
+        wal.append_batch(_batch(1))
+    wal.append_batch(_batch(1))
+    wal.close()
+    assert [r.seq for r in WriteAheadLog(tmp_path).recover()] == [0, 1]
 
 
 def test_damage_in_an_older_segment_is_corruption(tmp_path: Path) -> None:
