@@ -76,6 +76,9 @@ class Fleet:
         self._retrains: dict[str, tuple[Any, int]] = {}  # sensor -> (task ref, history entry id)
         self._manual: dict[str, str] = {}
         self._loop_task: asyncio.Task[None] | None = None
+        # One retraining round at a time: the periodic check and `pdm-ray fleet retrain` would
+        # otherwise both evaluate the same policy across their awaits and fire twice.
+        self._round = asyncio.Lock()
 
     def _sensor(self, sensor_id: str, create: bool = True) -> ActorHandle:
         self._start_checking()
@@ -188,20 +191,15 @@ class Fleet:
     def _retraining(self) -> tuple[PolicyState, RetrainingHistory]:
         """The policy state and history, loaded on first use; retrains orphaned by a restart fail."""
         if self._policy is None or self._history is None:
-            from pdm_ray.retraining import DecisionKind, Outcome, RetrainingHistory, history_path, record_outcome
+            from pdm_ray.retraining import Outcome, RetrainingHistory, history_path, record_outcome
             from pdm_ray.streaming.retraining import POLICY_FILE, load_policy_state, save_policy_state
 
             history = RetrainingHistory(history_path(self._settings.home))
             policy = load_policy_state(self._settings.home / POLICY_FILE)
             now = time.time()
             for sensor in list(policy.in_flight):
-                pending = [
-                    e
-                    for e in history.list(sensor, limit=50)
-                    if e.decision is DecisionKind.FIRE and e.outcome is Outcome.PENDING
-                ]
-                if pending:
-                    history.update_outcome(pending[0].id, Outcome.FAILED, now)
+                for entry in history.pending(sensor):
+                    history.update_outcome(entry.id, Outcome.FAILED, now)
                 policy = record_outcome(policy, sensor, Outcome.FAILED)
                 logger.warning("sensor %s: its retrain was lost when the Fleet restarted; recorded as failed", sensor)
             save_policy_state(self._settings.home / POLICY_FILE, policy)
@@ -218,12 +216,16 @@ class Fleet:
 
         Returns the decisions of this round (one per trigger whose condition held).
         """
+        self._start_checking()
+        async with self._round:
+            await self._settle_finished()
+            return await self._evaluate_round()
+
+    async def _evaluate_round(self) -> list[Decision]:
         from actors.retrain import retrain_sensor
         from pdm_ray.retraining import Trigger, evaluate
         from pdm_ray.streaming.retraining import POLICY_FILE, observation, save_policy_state
 
-        self._start_checking()
-        await self.settle_retrains()
         policy, history = self._retraining()
         statuses = await self.status_all()
         models = {m.sensor_id: m for m in await self._hosted_models()}
@@ -259,6 +261,12 @@ class Fleet:
         A promotion makes the model host drop the sensor's old model and the sensor take its
         newest readings as the drift reference. Returns the updated history entries.
         """
+        if wait and self._retrains:  # wait outside the lock, so checks go on meanwhile
+            await asyncio.gather(*(ref for ref, _ in self._retrains.values()), return_exceptions=True)
+        async with self._round:
+            return await self._settle_finished()
+
+    async def _settle_finished(self) -> list[HistoryEntry]:
         from pdm_ray.retraining import Outcome, record_outcome
         from pdm_ray.streaming.retraining import POLICY_FILE, save_policy_state
 
@@ -267,20 +275,25 @@ class Fleet:
         policy, history = self._retraining()
         sensors = list(self._retrains)
         refs = [self._retrains[s][0] for s in sensors]
-        ready = set(refs) if wait else set(ray.wait(refs, num_returns=len(refs), timeout=0)[0])
+        ready = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0])
         finished = [(s, r) for s, r in zip(sensors, refs, strict=True) if r in ready]
         results = await asyncio.gather(*(r for _, r in finished), return_exceptions=True)
         now = time.time()
-        updated = []
+        updated, promoted = [], []
         for (sid, _), result in zip(finished, results, strict=True):
             _, entry_id = self._retrains.pop(sid)
             outcome, version = self._outcome(sid, result)
             updated.append(history.update_outcome(entry_id, outcome, now, version))
             policy = record_outcome(policy, sid, outcome)
             if outcome is Outcome.SUCCEEDED:
-                await self._adopt_new_model(sid)
+                promoted.append(sid)
         self._policy = policy
         save_policy_state(self._settings.home / POLICY_FILE, policy)
+        for sid in promoted:  # after the policy is saved: a failure here must not leave the sensor in flight
+            try:
+                await self._adopt_new_model(sid)
+            except (RayError, PdmError) as exc:
+                logger.warning("sensor %s: the new model was promoted but not adopted: %s", sid, exc)
         return updated
 
     @staticmethod

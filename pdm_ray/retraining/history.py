@@ -243,6 +243,19 @@ class RetrainingHistory:
                 ).fetchall()
         return [_entry(row) for row in rows]
 
+    def pending(self, sensor: str) -> list[HistoryEntry]:
+        """Every fired retrain of ``sensor`` whose outcome is still pending, oldest first.
+
+        Raises:
+            InvalidChannelError: ``sensor`` is not a valid id.
+        """
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM retraining WHERE sensor = ? AND decision = ? AND outcome = ? ORDER BY id",
+                (validate_sensor_id(sensor), DecisionKind.FIRE.value, Outcome.PENDING.value),
+            ).fetchall()
+        return [_entry(row) for row in rows]
+
     def close(self) -> None:
         """Close the connection (idempotent)."""
         with self._lock:

@@ -24,7 +24,7 @@ from pdm_ray.retraining import Observation as PolicyObservation
 from pdm_ray.streaming import Batch, Scoring
 from pdm_ray.streaming.retraining import POLICY_FILE, load_policy_state, save_policy_state
 
-from .conftest import small_settings
+from .conftest import sine_batches, small_settings
 
 pytestmark = pytest.mark.ray
 
@@ -99,4 +99,23 @@ def test_a_retrain_lost_with_the_fleet_is_recorded_as_failed(ray_actors: None, t
     fleet = fleet_handle(settings, name="fleet-l")
     assert ray.get(fleet.check_retraining.remote()) == []
     assert history.get(entry_id).outcome is Outcome.FAILED
+    assert load_policy_state(settings.home / POLICY_FILE).in_flight == {}
+
+
+def test_overlapping_checks_fire_one_retrain_and_settle_it(ray_actors: None, tmp_path: Path) -> None:
+    settings = small_settings(tmp_path / "home").model_copy(update={"data": DataSettings(dir=tmp_path / "none")})
+    fleet = fleet_handle(settings, name="fleet-o")
+    batches = sine_batches(120, 20)
+    for batch in batches[3:]:  # the reference is the first 40 readings; then the level moves
+        batch.values[:, 0] += 5.0
+    ray.get([fleet.ingest.remote("D-1", b) for b in batches])
+    assert ray.get(fleet.status.remote("D-1")).drift_severity in ("high", "critical")
+
+    rounds = ray.get([fleet.check_retraining.remote() for _ in range(3)])  # e.g. the timer and two CLI calls
+    fired = [d for decisions in rounds for d in decisions if d.fired]
+    assert [(d.sensor, d.trigger) for d in fired] == [("D-1", Trigger.DRIFT)]
+
+    (entry,) = ray.get(fleet.settle_retrains.remote(wait=True))  # no data to retrain on: it fails
+    assert entry.outcome is Outcome.FAILED
+    assert RetrainingHistory(history_path(settings.home)).pending("D-1") == []
     assert load_policy_state(settings.home / POLICY_FILE).in_flight == {}

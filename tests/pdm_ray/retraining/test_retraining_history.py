@@ -56,6 +56,17 @@ def test_update_outcome_persists(tmp_path: Path) -> None:
     assert again.outcome is Outcome.REJECTED and again.model_version == "7"
 
 
+def test_pending_finds_an_unsettled_retrain_behind_any_number_of_newer_rows(tmp_path: Path) -> None:
+    with RetrainingHistory(tmp_path / "h.db") as history:
+        settled = history.record(_decision(time=1.0))
+        history.update_outcome(settled, Outcome.FAILED, time=2.0)
+        lost = history.record(_decision(time=3.0))
+        for t in range(60):  # every check while it ran added a suppressed row
+            history.record(_decision(kind=DecisionKind.SUPPRESSED_CAP, time=4.0 + t))
+        history.record(_decision("B-2", time=5.0))
+        assert [e.id for e in history.pending("A-1")] == [lost]
+
+
 def test_list_filters_by_sensor_and_limits(tmp_path: Path) -> None:
     with RetrainingHistory(tmp_path / "h.db") as history:
         ids = [history.record(_decision(sensor, time=float(i))) for i, sensor in enumerate(["A-1", "B-2"] * 3)]
