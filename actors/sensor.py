@@ -195,8 +195,13 @@ class SensorActor:
         return size
 
     def model_changed(self) -> None:
-        """Ask the forecaster again at the next batch (e.g. after a promotion), even while backing off."""
+        """After a promotion: ask the forecaster again at once, and judge only the new model's errors.
+
+        Snapshots at once, so the old model's errors do not come back with a WAL replay.
+        """
         self._no_model_until = 0.0
+        self._stream.forget_errors()
+        self._store.checkpoint(self._stream)
 
     def checkpoint(self) -> int:
         """Snapshot now (e.g. before a planned shutdown); returns the snapshot size in bytes."""

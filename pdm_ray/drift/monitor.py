@@ -148,11 +148,14 @@ class DriftMonitor:
 
     @classmethod
     def from_state(cls, cfg: DriftSettings, state: dict[str, object]) -> DriftMonitor:
-        """Rebuild a monitor from ``to_state`` output under the same ``cfg``.
+        """Rebuild a monitor from ``to_state`` output under ``cfg``.
+
+        A state saved with another ``current_size`` keeps its newest points that fit, so a
+        config change does not make every sensor's saved state unreadable.
 
         Raises:
-            DataError: a key is missing or unknown, the version or ``current_size`` differs
-                from ``cfg``, or a field has the wrong type, shape or range.
+            DataError: a key is missing or unknown, the version differs, or a field has the
+                wrong type, shape or range.
         """
         keys = set(state)
         if keys != _STATE_KEYS:
@@ -165,11 +168,9 @@ class DriftMonitor:
         }
         if scalars["version"] != STATE_VERSION:
             raise DataError(f"drift monitor state version {scalars['version']} is not {STATE_VERSION}")
-        size = cfg.current_size
-        if scalars["current_size"] != size:
-            raise DataError(f"drift monitor state has current_size {scalars['current_size']}, config has {size}")
+        size = scalars["current_size"]
         window = np.asarray(state["window"])
-        if window.shape != (size,) or window.dtype != np.float32:
+        if size <= 0 or window.shape != (size,) or window.dtype != np.float32:
             raise DataError(
                 f"drift monitor state window must be float32 of shape ({size},), got {window.dtype} {window.shape}"
             )
@@ -181,11 +182,15 @@ class DriftMonitor:
         if scalars["n_seen"] < filled:
             raise DataError(f"drift monitor state has n_seen={scalars['n_seen']} < filled={filled}")
         monitor = cls(cfg, state["reference"])
-        monitor._window = window.copy()
-        monitor._position = position
-        monitor._filled = filled
+        if size == cfg.current_size:
+            monitor._window = window.copy()
+            monitor._position = position
+            monitor._filled = filled
+            monitor._counts = monitor._recount()
+        else:
+            monitor.update(window[:filled] if filled < size else np.roll(window, -position))
+            logger.info("drift monitor: current window re-sized from %d to %d points", size, cfg.current_size)
         monitor._n_seen = scalars["n_seen"]
-        monitor._counts = monitor._recount()
         return monitor
 
 

@@ -42,6 +42,9 @@ class Batch:
         return int(self.values.shape[1])
 
 
+_EXACT_INT = 2**53  # the largest integer span float64 holds exactly
+
+
 def parse_batch(raw: Batch | Mapping[str, Any], max_readings: int | None = None) -> Batch:
     """Check a batch on its own (shape, finiteness, order) and return it as a typed ``Batch``.
 
@@ -108,6 +111,12 @@ def _numeric(raw: Any, name: str, dtype: type[np.floating]) -> npt.NDArray[Any]:
         np.issubdtype(arr.dtype, np.number) and not np.issubdtype(arr.dtype, np.complexfloating)
     ):
         raise InvalidBatchError(f"batch {name} must be real numbers, got dtype {arr.dtype}")
+    if (
+        dtype is np.float64
+        and np.issubdtype(arr.dtype, np.integer)
+        and (arr.max(initial=0) > _EXACT_INT or arr.min(initial=0) < -_EXACT_INT)
+    ):
+        raise InvalidBatchError(f"batch {name}: integers beyond 2**53 are not exact in float64; send seconds")
     with np.errstate(over="ignore"):  # values beyond float32 become inf and are rejected as non-finite
         return np.ascontiguousarray(arr, dtype=dtype)
 

@@ -194,7 +194,8 @@ class SensorStream:
         self._detector: Any = None  # detector.StreamState
         self._detector_offset = 0  # reading index of the detector's index 0
         self._detector_next = 0  # reading index the detector expects next
-        self._squared_errors = np.zeros(settings.actors.error_window, np.float32)  # ring, by scored count
+        # ring, by scored count; float64, so a huge but finite reading does not square to inf
+        self._squared_errors = np.zeros(settings.actors.error_window, np.float64)
         self._scored_total = 0
         self.scoring = Scoring.WARMING_UP
         self.scoring_detail = f"waiting for {settings.l_s} readings"
@@ -326,7 +327,7 @@ class SensorStream:
             self.trace.put(request.first_index, forecast=predictions)
             self.trace.put(self._detector_offset + smoothed_from, smoothed=smoothed)
         m = request.targets.shape[0]
-        self._remember_squared_errors(np.square(errors))
+        self._remember_squared_errors(np.square(errors, dtype=np.float64))
         self._detector_next = request.first_index + m
         self.counters["scored"] += m
         self.scoring = Scoring.SCORING
@@ -360,7 +361,7 @@ class SensorStream:
             )
         return events
 
-    def _remember_squared_errors(self, squared: npt.NDArray[np.float32]) -> None:
+    def _remember_squared_errors(self, squared: npt.NDArray[np.float64]) -> None:
         """Keep the newest ``error_window`` squared errors of ``[m]`` (one scatter, no loop)."""
         window = self._squared_errors.shape[0]
         m = squared.shape[0]
@@ -369,11 +370,16 @@ class SensorStream:
         self._squared_errors[slots] = squared[m - keep :]
         self._scored_total += m
 
-    def _recent_squared_errors(self) -> npt.NDArray[np.float32]:
+    def _recent_squared_errors(self) -> npt.NDArray[np.float64]:
         """The kept squared errors, oldest first ``[min(scored, error_window)]``."""
         window = self._squared_errors.shape[0]
         k = min(self._scored_total, window)
         return self._squared_errors[(np.arange(self._scored_total - k, self._scored_total) % window)]
+
+    def forget_errors(self) -> None:
+        """Drop the rolling forecast errors: after a new model, they judged the one it replaced."""
+        self._squared_errors[:] = 0.0
+        self._scored_total = 0
 
     def mark_scoring(self, scoring: Scoring, detail: str) -> None:
         """Record why the last batch was (not) scored, for ``status``."""
@@ -560,7 +566,7 @@ class SensorStream:
             errors = state["errors"]
             self._squared_errors[:] = 0.0
             self._scored_total = int(errors["scored"]) - len(errors["squared"])
-            self._remember_squared_errors(np.asarray(errors["squared"], dtype=np.float32))
+            self._remember_squared_errors(np.asarray(errors["squared"], dtype=np.float64))
             drift = state["drift"]
             if drift is None:
                 self.drift = None

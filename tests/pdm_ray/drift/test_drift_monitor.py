@@ -107,10 +107,20 @@ def test_state_round_trips_through_npy_and_json(tmp_path, points: int) -> None:
     assert restored.check() == monitor.check()
 
 
+@pytest.mark.parametrize(("points", "new_size"), [(517, 300), (517, 120), (150, 120), (150, 300)])
+def test_a_state_of_another_current_size_keeps_its_newest_points(points: int, new_size: int) -> None:
+    assert CFG.current_size == 200
+    monitor = DriftMonitor(CFG, _reference())
+    monitor.update(np.random.default_rng(points).normal(size=points))
+    restored = DriftMonitor.from_state(CFG.model_copy(update={"current_size": new_size}), monitor.to_state())
+    kept = min(points, CFG.current_size, new_size)
+    np.testing.assert_array_equal(restored.current(), monitor.current()[-kept:])
+    assert restored.filled == kept and restored.to_state()["n_seen"] == points
+    np.testing.assert_array_equal(restored.current_counts().sum(), kept)
+
+
 def test_from_state_rejects_mismatches() -> None:
     state = DriftMonitor(CFG, _reference()).to_state()
-    with pytest.raises(DataError, match="current_size 200, config has 300"):
-        DriftMonitor.from_state(DriftSettings(current_size=300), state)
     with pytest.raises(DataError, match=r"missing \['n_seen'\]"):
         DriftMonitor.from_state(CFG, {k: v for k, v in state.items() if k != "n_seen"})
     with pytest.raises(DataError, match="window must be float32"):

@@ -41,6 +41,8 @@ def test_a_batch_object_is_checked_too() -> None:
         ({"seq": 0, "timestamps": [1.0, np.inf], "values": [[1.0], [2.0]]}, "non-finite timestamps"),
         ({"seq": 0, "timestamps": [1.0, 1.0], "values": [[1.0], [2.0]]}, r"reading 1 \(1.0\) follows 1.0"),
         ({"seq": 0, "timestamps": [1.0, 3.0, 2.0], "values": [[1.0], [2.0], [3.0]]}, "strictly increase"),
+        ({"seq": 0, "timestamps": [1_700_000_000_000_000_001], "values": [[1.0]]}, r"beyond 2\*\*53"),
+        ({"seq": 0, "timestamps": [-(2**60)], "values": [[1.0]]}, r"beyond 2\*\*53"),
         ("not a batch", "must be a mapping"),
     ],
 )

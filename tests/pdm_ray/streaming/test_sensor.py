@@ -201,3 +201,16 @@ def test_rolling_mse_is_the_mean_of_the_last_error_window_squared_errors() -> No
     restored = SensorStream("A-2", settings)
     restored.load_state(stream.to_state())
     assert restored.status().rolling_mse == status.rolling_mse and restored.digest() == stream.digest()
+
+
+def test_a_huge_finite_reading_keeps_rolling_mse_finite_and_a_new_model_starts_it_afresh() -> None:
+    stream = SensorStream("A-2", stream_settings(error_window=50))
+    batches = make_batches(60, [20])
+    batches[-1].values[-1, 0] = 1e20  # finite in float32; its square is not
+    feed(stream, batches)
+    assert stream.status().rolling_mse is not None and np.isfinite(stream.status().rolling_mse)
+    stream.forget_errors()
+    assert (stream.status().rolling_mse, stream.status().rolling_points) == (None, 0)
+    restored = SensorStream("A-2", stream.settings)
+    restored.load_state(stream.to_state())
+    assert restored.status().rolling_points == 0
