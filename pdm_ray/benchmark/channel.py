@@ -65,7 +65,7 @@ class ChannelRun:
     ``predictions[kind]`` holds the test forecasts (test indices ``l_s`` on);
     ``predictions[f"{kind}_validation"]`` the forecasts of the train series' held-out tail, from
     train index ``validation_start(...) + l_s`` on, for choosing detection settings on training
-    data only.
+    data only (absent with ``train.refit``, whose networks trained on that tail).
     """
 
     results: tuple[ChannelResult, ...]
@@ -166,9 +166,10 @@ def run_channel(channel: Channel, settings: Settings, model: BenchmarkModel) -> 
         trained = train_forecaster(channel, settings, kind)
         seconds[kind] = time.perf_counter() - start
         predictions[kind] = predict_series(trained, channel.test)
-        predictions[f"{kind}_validation"] = predict_series(
-            trained, channel.train[validation_start(channel, settings) :]
-        )
+        if not settings.train.refit:  # a refit network trained on the tail: its forecasts there are in-sample
+            predictions[f"{kind}_validation"] = predict_series(
+                trained, channel.train[validation_start(channel, settings) :]
+            )
         val_losses[kind] = trained.val_loss
         log.info("%s: trained %s in %.1fs (val_loss %.5f)", channel.id, kind, seconds[kind], trained.val_loss)
     return ChannelRun(detect_channel(channel, settings, model, predictions, val_losses, seconds), predictions)

@@ -248,19 +248,25 @@ def prune_sequences(maxima: npt.NDArray[np.floating], nominal_max: float | None,
     The maxima, sorted descending, get the largest nominal error appended; walking down,
     a sequence whose relative drop to the next value ``(e_i - e_{i+1}) / e_i`` is below ``p``
     is reclassified as nominal, but only the tail after the last drop ``>= p`` is removed.
-    Without a nominal value the smallest maximum is compared with 0 (a drop of 1). The
-    maxima must be positive (they are at or above an epsilon that is above a positive mean).
+    Without a nominal value the smallest maximum is compared with 0 (a drop of 1).
+
+    A sequence whose maximum is not above the nominal maximum (nor above 0) is nominal and
+    joins no ladder. Such a sequence is made of ``error_buffer`` points alone, where the
+    buffer around an earlier point reaches into the new region; on the inverted errors its
+    maximum can be negative. On the ladder, that value read as a huge drop and kept every
+    sequence above it (the reference code has the same arithmetic).
     """
     maxima = np.asarray(maxima, dtype=np.float64)
-    if maxima.size == 0:
-        return np.zeros(0, dtype=bool)
-    order = np.argsort(-maxima, kind="stable")
+    floor = 0.0 if nominal_max is None else max(nominal_max, 0.0)
+    keep = np.zeros(maxima.size, dtype=bool)
+    candidates = np.flatnonzero(maxima > floor)
+    if candidates.size == 0:
+        return keep
+    order = candidates[np.argsort(-maxima[candidates], kind="stable")]
     ladder = np.append(maxima[order], 0.0 if nominal_max is None else nominal_max)
     drops = (ladder[:-1] - ladder[1:]) / ladder[:-1]
     big = np.flatnonzero(drops >= p)
-    keep_sorted = np.arange(maxima.size) <= (big[-1] if big.size else -1)
-    keep = np.empty(maxima.size, dtype=bool)
-    keep[order] = keep_sorted
+    keep[order] = np.arange(order.size) <= (big[-1] if big.size else -1)
     return keep
 
 

@@ -154,6 +154,11 @@ def test_prune_sequences_hand_checked() -> None:
     # no nominal value: the smallest maximum is compared with 0
     assert prune_sequences(np.array([10.0]), None, 0.13).tolist() == [True]
     assert prune_sequences(np.zeros(0), 1.0, 0.13).size == 0
+    # A maximum at or below the nominal one (or below 0) is nominal and cannot rescue others.
+    assert prune_sequences(np.array([1.6]), 1.8, 0.13).tolist() == [False]
+    assert prune_sequences(np.array([1.6, -0.5]), 1.8, 0.13).tolist() == [False, False]
+    assert prune_sequences(np.array([10.0, -0.5]), None, 0.13).tolist() == [True, False]
+    assert prune_sequences(np.array([0.0]), None, 0.13).tolist() == [False]
 
 
 def test_evaluate_window_flags_only_its_new_region() -> None:
