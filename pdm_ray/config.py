@@ -4,19 +4,22 @@ Every component takes its own section (e.g. ``settings.threshold``); nothing rea
 global state. Unknown keys are errors, so a typo in a config file never passes silently.
 
 Environment overrides: ``PDM_HOME`` sets ``home``; ``PDM_<SECTION>__<FIELD>`` sets a
-nested field (e.g. ``PDM_TRAIN__EPOCHS=5``, ``PDM_TRACKING__URI=http://...``). Values are
-parsed as YAML scalars, so ``5`` is an int and ``true`` a bool.
+nested field (e.g. ``PDM_TRAIN__EPOCHS=5``, ``PDM_TRACKING__URI=http://...``). A text
+field (``str``, ``Path`` or a choice of strings, optional or not) takes the value verbatim,
+so a token like ``&x`` or ``null`` stays that string; other values are parsed as YAML, so
+``5`` is an int, ``true`` a bool and ``[A-1, T-1]`` a list.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Any, Literal
+import types
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePath
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pdm_ray.errors import ConfigError
 
@@ -586,6 +589,14 @@ class ServeSettings(_Section):
     direct_ingress_port: int | None = Field(None, gt=0, lt=65536)
     one_event_loop: bool = False
 
+    @field_validator("auth_token")
+    @classmethod
+    def _token_not_blank(cls, token: str | None) -> str | None:
+        # A blank token is falsy, so the API would silently run without auth.
+        if token is not None and not token.strip():
+            raise ValueError("must not be blank (leave it unset for no auth)")
+        return token
+
 
 class DashboardSettings(_Section):
     """The operator dashboard (``GET /dashboard`` on the Serve app) and its alert limits.
@@ -654,6 +665,14 @@ class Settings(_Section):
     dashboard: DashboardSettings = DashboardSettings()
     run: RunSettings = RunSettings()
 
+    @field_validator("home", mode="before")
+    @classmethod
+    def _home_not_empty(cls, home: Any) -> Any:
+        # Path("") is the working directory: an empty PDM_HOME must not scatter state there.
+        if isinstance(home, str) and not home.strip():
+            raise ValueError("must not be empty")
+        return home
+
     @property
     def tracking_uri(self) -> str:
         """The MLflow tracking URI: the configured one, else SQLite under ``home``."""
@@ -667,8 +686,31 @@ class Settings(_Section):
         return (self.home / "jax_cache").resolve() if self.compile_cache else None
 
 
+def _is_text_field(path: Sequence[str]) -> bool:
+    """Whether ``path`` names a field holding text: ``str``, a ``Path`` or a ``Literal`` of strings, optional or not.
+
+    Such a field takes its ``PDM_*`` value verbatim: as YAML, ``&tok`` is an anchor, ``null``
+    None, ``a #b`` just ``a`` and ``0123`` a number.
+    """
+    node: Any = Settings
+    for part in path:
+        if not (isinstance(node, type) and issubclass(node, BaseModel)) or part not in node.model_fields:
+            return False
+        annotation = node.model_fields[part].annotation
+        union = get_origin(annotation) in (Union, types.UnionType)
+        kinds = [a for a in get_args(annotation) if a is not type(None)] if union else [annotation]
+        node = kinds[0] if len(kinds) == 1 else None
+    if get_origin(node) is Literal:
+        return all(isinstance(v, str) for v in get_args(node))
+    return isinstance(node, type) and issubclass(node, str | PurePath)
+
+
 def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
-    """Nested overrides from ``PDM_*`` variables, and which variable set each field path."""
+    """Nested overrides from ``PDM_*`` variables, and which variable set each field path.
+
+    Raises:
+        ConfigError: a non-text value is not valid YAML (named by its variable).
+    """
     out: dict[str, Any] = {}
     sources: dict[tuple[str, ...], str] = {}
     for key, raw in env.items():
@@ -677,7 +719,12 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[s
         path = key[4:].lower().split("__")
         if path[0] not in Settings.model_fields:
             continue
-        value = yaml.safe_load(raw) if raw else raw
+        value = raw
+        if raw and not _is_text_field(path):
+            try:
+                value = yaml.safe_load(raw)
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"environment variable {key}: not valid YAML: {str(exc).splitlines()[0]}") from exc
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
@@ -732,9 +779,11 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         if not source.is_file():
             raise ConfigError(f"{source}: config file not found")
         try:
-            loaded = yaml.safe_load(source.read_text())
+            loaded = yaml.safe_load(source.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise ConfigError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source}: cannot read config file: {exc}") from exc
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -31,8 +31,8 @@ from pdm_ray.errors import PdmError
 COMMANDS = (run_cmd, config_cmd, data_cmd, benchmark_cmd, stream_cmd, fleet_cmd, tune_cmd, models_cmd, serve_cmd)
 
 
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line and exit status 2."""
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line and exit status 2 (also used by ``pdm_ray.jobs``)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message}\n")
@@ -40,9 +40,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pdm-ray", description="Predictive maintenance for sensor fleets on Ray.")
+    parser = OneLineParser(prog="pdm-ray", description="Predictive maintenance for sensor fleets on Ray.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     for module in COMMANDS:
         module.register(sub)
     return parser

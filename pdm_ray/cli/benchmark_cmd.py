@@ -18,12 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pdm_ray.cli.common import add_config_option, connect_ray, format_table, progress, settings_from
+from pdm_ray.cli.common import add_config_option, channel_ids, connect_ray, format_table, progress, settings_from
 from pdm_ray.config import Settings
 from pdm_ray.cores import ONE_CORE_ENV
 from pdm_ray.data.channels import largest_first, list_channels, load_channel, load_labels, train_sizes
 from pdm_ray.errors import DataError
-from pdm_ray.ids import validate_sensor_id
 
 if TYPE_CHECKING:  # the model stack (JAX) is imported only where it runs: in the tasks
     import numpy as np
@@ -77,7 +76,7 @@ def benchmark(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     available = list_channels(args.data)
     if args.channels:
-        channels = [validate_sensor_id(c.strip()) for c in args.channels.split(",") if c.strip()]
+        channels = channel_ids(args.channels)
         missing = sorted(set(channels) - set(available))
         if missing:
             raise DataError(f"{args.data}: no such channel(s): {', '.join(missing)}")

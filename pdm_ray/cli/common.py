@@ -1,4 +1,4 @@
-"""Small pieces shared by CLI subcommands: the --config option and table printing."""
+"""Small pieces shared by CLI subcommands: the --config and --channels options and table printing."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from pdm_ray.config import Settings, load_settings
+from pdm_ray.ids import validate_sensor_id
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -14,6 +15,15 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None))
+
+
+def channel_ids(text: str) -> list[str]:
+    """The ids of a comma-separated ``--channels`` value (``"A-5, T-1"`` too), each validated.
+
+    Raises:
+        InvalidChannelError: an id is not a valid sensor id.
+    """
+    return [validate_sensor_id(c.strip()) for c in text.split(",") if c.strip()]
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pdm_ray.cli.common import add_config_option, format_table, settings_from
+from pdm_ray.cli.common import add_config_option, channel_ids, format_table, settings_from
 from pdm_ray.config import Settings
 from pdm_ray.data import list_channels, load_channel, load_channels, load_labels
 from pdm_ray.errors import DataError, DataQualityError
@@ -107,7 +107,10 @@ def features_data(args: argparse.Namespace) -> int:
     window = args.window or settings.features.window
     summary = f"{channel.id} {args.split}: {len(frame)} windows x {frame.shape[1]} features (window {window})"
     if args.out:
-        frame.to_csv(args.out)
+        try:
+            frame.to_csv(args.out)
+        except OSError as exc:
+            raise DataError(f"--out {args.out}: cannot write the features: {exc}") from exc
         print(f"{summary} -> {args.out}")
         return 0
     print(summary)
@@ -126,8 +129,13 @@ def prepare_data(args: argparse.Namespace) -> int:
     from pdm_ray.data.pipeline import prepare_channel, save_prepared
 
     settings = settings_from(args)
-    ids = args.channels.split(",") if args.channels else settings.data.channels or list_channels(args.dir)
+    ids = channel_ids(args.channels) if args.channels else settings.data.channels or list_channels(args.dir)
     labels = load_labels(args.dir)
+    if args.out:  # before any channel is prepared, so a bad --out fails at once
+        try:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"--out {args.out}: cannot create the output directory: {exc}") from exc
     rows: list[list[object]] = []
     summary: dict[str, dict[str, object]] = {}
     for chan_id in ids:
@@ -153,7 +161,6 @@ def prepare_data(args: argparse.Namespace) -> int:
         print(f"refused: {message}")
     print(f"\n{len(ids) - len(refused)} of {len(ids)} channels prepared" + (f" -> {args.out}" if args.out else ""))
     if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return 1 if args.strict and refused else 0
 

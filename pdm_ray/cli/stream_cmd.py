@@ -17,12 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from pdm_ray.cli.common import add_config_option, connect_ray, format_table, progress, settings_from
+from pdm_ray.cli.common import add_config_option, channel_ids, connect_ray, format_table, progress, settings_from
 from pdm_ray.config import Settings
 from pdm_ray.data.channels import Channel, load_channels
 from pdm_ray.errors import DataError
 from pdm_ray.evaluation import EventCounts, score_events, total_counts
-from pdm_ray.ids import validate_sensor_id
 from pdm_ray.streaming import Batch, SensorStatus
 
 FORECASTERS = ("model", "persistence", "none")
@@ -104,7 +103,7 @@ def stream(args: argparse.Namespace) -> int:
     if args.speed < 0:
         raise DataError(f"--speed must be >= 0, got {args.speed}")
     data_dir = args.data or settings.data.dir
-    ids = [validate_sensor_id(c.strip()) for c in args.channels.split(",") if c.strip()] if args.channels else None
+    ids = channel_ids(args.channels) if args.channels else None
     channels = load_channels(data_dir, ids or settings.data.channels)
     if not channels:
         raise DataError(f"{data_dir}: no channels to replay")

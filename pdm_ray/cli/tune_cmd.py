@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pdm_ray.cli.common import add_config_option, format_table, settings_from
+from pdm_ray.cli.common import add_config_option, channel_ids, format_table, settings_from
 from pdm_ray.data import list_channels
-from pdm_ray.ids import validate_sensor_id
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,10 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def tune(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     data_dir = args.data or str(settings.data.dir)
-    if args.channels:
-        channels = [validate_sensor_id(c.strip()) for c in args.channels.split(",") if c.strip()]
-    else:
-        channels = settings.data.channels or list_channels(data_dir)
+    channels = channel_ids(args.channels) if args.channels else settings.data.channels or list_channels(data_dir)
     from tuning.sweep import run_sweep  # Ray Tune, MLflow and JAX: after the cheap checks
 
     interactive = sys.stdout.isatty()

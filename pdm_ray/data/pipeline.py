@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +96,20 @@ def _impute(channel_id: str, split: str, series: npt.NDArray[np.float32], settin
     if n:
         logger.info("channel %s: %s: imputed %d value(s) with %s", channel_id, split, n, result.method)
     return result
+
+
+def impute_channel(channel: Channel, settings: Settings) -> Channel:
+    """``channel`` with train and test gaps filled as ``prepare_channel`` fills them, in original units.
+
+    For scoring trained models on the series they saw (the promotion gate): a raw series
+    with a gap cannot be windowed, though training ran on it.
+
+    Raises:
+        DataError: all values missing, or a gap too long to fill.
+    """
+    cid = validate_sensor_id(channel.id)
+    train = _impute(cid, "train", np.asarray(channel.train), settings).values
+    return replace(channel, train=train, test=_impute(cid, "test", np.asarray(channel.test), settings).values)
 
 
 def prepare_channel(channel: Channel, settings: Settings) -> PreparedData:

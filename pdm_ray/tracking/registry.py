@@ -6,9 +6,10 @@ MLflow stages are deprecated, so the lifecycle uses aliases (each points at one 
 * a new version gets ``staging``;
 * ``promote`` runs the gate: it recomputes the validation MSE of the staging version and
   of the current ``production`` version on the same held-out windows (the last
-  ``validation_split`` of the channel's TRAIN windows, as in training) and, when the
-  channel has labels and both models expose a forecast, compares event-level F1 of the
-  Telemanom detector on the test series. ``production`` moves only when the candidate's
+  ``min`` of the two models' ``validation_split`` of the channel's TRAIN windows, cut from
+  the series imputed as training imputed it, so neither model trained on them) and, when
+  the channel has labels and both models expose a forecast, compares event-level F1 of the
+  Telemanom detector on the (imputed) test series. ``production`` moves only when the candidate's
   MSE is below ``(1 - promotion_margin)`` x production's and its F1 is not lower; the
   replaced version gets ``archived``;
 * ``rollback`` moves ``production`` back to the version it replaced.
@@ -36,6 +37,7 @@ from mlflow.exceptions import MlflowException
 
 from pdm_ray.config import Settings
 from pdm_ray.data.channels import Channel
+from pdm_ray.data.pipeline import impute_channel
 from pdm_ray.data.windows import make_windows
 from pdm_ray.errors import ConfigError, RegistryError, TrackingError, UnknownSensorError
 from pdm_ray.ids import validate_sensor_id
@@ -202,7 +204,12 @@ def validation_mse(model: TrainedModel, x: np.ndarray, y: np.ndarray) -> float:
 def event_f1(model: TrainedModel, channel: Channel, settings: Settings) -> float | None:
     """Event-level F1 of the Telemanom detector on ``channel``'s labelled test series.
 
-    None when the channel has no labels or ``pdm_ray.evaluation`` is not available.
+    Gaps in the test series are filled as training fills them (``settings.impute``), so a
+    channel that trained can be scored. None when the channel has no labels or
+    ``pdm_ray.evaluation`` is not available.
+
+    Raises:
+        DataError: a test gap too long to fill.
     """
     if not channel.has_labels:
         return None
@@ -214,8 +221,9 @@ def event_f1(model: TrainedModel, channel: Channel, settings: Settings) -> float
     from pdm_ray.tracking.pyfunc import forecast
 
     l_s = model.spec.l_s
-    values = channel.test[l_s:, 0]
-    result = detect(forecast(model, channel.test) - values, values, settings.threshold)
+    test = impute_channel(channel, settings).test
+    values = test[l_s:, 0]
+    result = detect(forecast(model, test) - values, values, settings.threshold)
     found = [(s.start + l_s, s.end + l_s) for s in result.sequences]
     return float(score_events(found, list(channel.anomalies)).f1)
 
@@ -323,11 +331,17 @@ def promote(
 ) -> GateDecision:
     """Run the promotion gate for ``pdm-<channel>-<kind>`` and move the aliases it decides.
 
+    Both models are scored only on windows neither trained on: the last
+    ``min(candidate, production validation_split)`` of the TRAIN windows (the smaller
+    split), which lie inside both models' held-out sets. The series are imputed with
+    ``settings.impute`` first, as training imputed them.
+
     Args:
         tracking: the registry.
-        channel: the channel, with its TRAIN series (validation windows) and test labels (F1).
+        channel: the channel, with its TRAIN series (validation windows) and test labels (F1);
+            NaN gaps are filled as in training.
         kind: forecaster kind.
-        settings: ``tracking.promotion_margin`` and ``threshold`` (for F1).
+        settings: ``tracking.promotion_margin``, ``impute`` and ``threshold`` (for F1).
         version: the candidate; default the ``staging`` version.
         force: promote even if the gate says no or the models' windows differ (recorded).
 
@@ -336,6 +350,7 @@ def promote(
         RegistryError: no candidate, the candidate already is production, or, without
             ``force``, the two models read different windows (different ``l_s``/``n_predictions``)
             or either was refit on the held-out windows (``train.refit``), so MSE there is in-sample.
+        DataError: a gap too long to fill.
     """
     name = model_name(channel.id, kind)
     try:
@@ -353,17 +368,19 @@ def promote(
         raise RegistryError(f"{name} version {version} already is {PRODUCTION}")
 
     candidate = load_version(tracking, name, version)
+    production = None if prod_version is None else load_version(tracking, name, prod_version)
     spec = candidate.spec
-    x_val, y_val = validation_windows(
-        channel.train, spec.l_s, spec.n_predictions, candidate.train_settings.validation_split
-    )
+    split = candidate.train_settings.validation_split
+    if production is not None:
+        split = min(split, production.train_settings.validation_split)
+    channel = impute_channel(channel, settings)
+    x_val, y_val = validation_windows(channel.train, spec.l_s, spec.n_predictions, split)
     cand_mse = validation_mse(candidate, x_val, y_val)
     cand_f1 = event_f1(candidate, channel, settings)
     prod_mse = prod_f1 = None
     problem = None
     refit = [f"version {version}"] if candidate.train_settings.refit else []
-    if prod_version is not None:
-        production = load_version(tracking, name, prod_version)
+    if production is not None:
         refit += [f"production {prod_version}"] if production.train_settings.refit else []
         if (production.spec.l_s, production.spec.n_predictions) != (spec.l_s, spec.n_predictions):
             problem = f"production {prod_version} reads different windows (l_s/n_predictions) than the candidate"

@@ -174,15 +174,17 @@ def connect(
         timeout_s: per-request timeout of the HTTP reachability check.
 
     Raises:
-        TrackingError: the store is unreachable or refuses the request; the message names ``uri``.
+        TrackingError: MLflow does not support ``uri`` (scheme, a plain file path), the SQLite
+            file's directory cannot be created, or the store is unreachable or refuses the
+            request; the message names ``uri``.
     """
     db = _sqlite_path(uri)
-    if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
-        new_sqlite_store(db)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    artifact_location = artifact_location or default_artifact_location(uri)
     try:
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            new_sqlite_store(db)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        artifact_location = artifact_location or default_artifact_location(uri)
         with _fail_fast(timeout_s):
             client.search_experiments(max_results=1)
         found = client.get_experiment_by_name(experiment)

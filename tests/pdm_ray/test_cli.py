@@ -48,6 +48,37 @@ def test_missing_config_file_is_one_line_exit_2(tmp_path: Path) -> None:
     assert out.stderr.strip() == f"pdm-ray config: error: {tmp_path / 'none.yaml'}: config file not found"
 
 
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"PDM_TRAIN__EPOCHS": "["}, "environment variable PDM_TRAIN__EPOCHS: not valid YAML: "),
+        ({"PDM_SERVE__AUTH_TOKEN": ""}, "environment variable PDM_SERVE__AUTH_TOKEN: serve.auth_token: "),
+        ({"PDM_HOME": ""}, "environment variable PDM_HOME: home: Value error, must not be empty"),
+    ],
+)
+def test_bad_environment_value_is_one_line_exit_2(env: dict[str, str], expected: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "pdm_ray.cli", "config", "show"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+    assert out.returncode == 2
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"pdm-ray config: error: {expected}")
+
+
+def test_config_file_that_is_not_utf8_is_one_line_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"train:\n  epochs: 3\n\xff\n")
+    out = cli("config", "show", "--config", str(path))
+    assert out.returncode == 2
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"pdm-ray config: error: {path}: cannot read config file: 'utf-8' codec can't decode")
+
+
 def test_data_inspect_lists_sample_channels() -> None:
     out = cli("data", "inspect", "data/sample")
     assert out.returncode == 0, out.stderr

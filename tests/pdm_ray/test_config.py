@@ -79,6 +79,56 @@ def test_bad_env_value_names_the_variable(tmp_path: Path) -> None:
     assert str(err.value).startswith("environment variable PDM_TRAIN__EPOCHS: train.epochs:")
 
 
+@pytest.mark.parametrize("token", ["&Xk9pQ2", "null", "~", "a #b", "0123", "*x", "!x", "'x", "|x", "true"])
+def test_env_text_fields_are_taken_verbatim(tmp_path: Path, token: str) -> None:
+    """As YAML, ``&x`` is an anchor, ``null`` None (auth off), ``a #b`` is cut at the comment, ``0123`` octal."""
+    settings = load_settings(
+        write(tmp_path, ""),
+        env={"PDM_SERVE__AUTH_TOKEN": token, "PDM_TRACKING__URI": token, "PDM_HOME": token, "PDM_RUN__REPORT": token},
+    )
+    assert settings.serve.auth_token == token and settings.tracking.uri == token
+    assert settings.home == Path(token) and settings.run.report == Path(token)
+
+
+def test_env_non_text_fields_are_still_yaml(tmp_path: Path) -> None:
+    env = {"PDM_TRAIN__REFIT": "true", "PDM_DATA__CHANNELS": "[A-1, T-1]", "PDM_QUALITY__GATE": "off"}
+    settings = load_settings(write(tmp_path, ""), env=env)
+    assert settings.train.refit is True and settings.data.channels == ["A-1", "T-1"]
+    assert settings.quality.gate == "off"  # a choice of strings is text: YAML would read `off` as False
+
+
+def test_env_value_that_is_not_yaml_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, ""), env={"PDM_TRAIN__EPOCHS": "["})
+    assert str(err.value).startswith("environment variable PDM_TRAIN__EPOCHS: not valid YAML: ")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("token", ["", "  "])
+def test_blank_auth_token_is_refused(tmp_path: Path, token: str) -> None:
+    """A blank token is falsy: the API would run without auth while the operator thinks it has one."""
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, ""), env={"PDM_SERVE__AUTH_TOKEN": token})
+    assert str(err.value).startswith("environment variable PDM_SERVE__AUTH_TOKEN: serve.auth_token: ")
+    with pytest.raises(ConfigError, match=r"serve\.auth_token: Value error, must not be blank"):
+        load_settings(write(tmp_path, 'serve:\n  auth_token: ""\n'), env={})
+
+
+def test_empty_home_is_refused(tmp_path: Path) -> None:
+    """``Path("")`` is the working directory: the store and sensor state would land wherever the command ran."""
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, ""), env={"PDM_HOME": ""})
+    assert str(err.value) == "environment variable PDM_HOME: home: Value error, must not be empty (got '')"
+
+
+def test_config_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "cfg.yaml"
+    path.write_bytes(b"train:\n  epochs: 3\n\xff\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={})
+    assert str(err.value).startswith(f"{path}: cannot read config file: 'utf-8' codec can't decode byte 0xff")
+
+
 def test_not_a_mapping(tmp_path: Path) -> None:
     path = write(tmp_path, "- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected a mapping at the top level, got list"):

@@ -71,6 +71,37 @@ def test_prepare_lists_refused_channels_and_strict_fails(tmp_path: Path, capsys:
     assert main([*args, "--strict"]) == 1
 
 
+def test_prepare_strips_spaces_in_channels_like_the_other_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["data", "prepare", str(SAMPLE), "--channels", "A-5, A-6", "--config", write_config(tmp_path)]
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "2 of 2 channels prepared"
+
+
+def test_an_unwritable_out_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no" / "such" / "f.csv"
+    assert main(["data", "features", str(SAMPLE), "--channel", "A-5", "--out", str(missing)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"pdm-ray data: error: --out {missing}: cannot write the features: ")
+    a_file = tmp_path / "afile"
+    a_file.touch()
+    args = [
+        "data",
+        "prepare",
+        str(SAMPLE),
+        "--channels",
+        "A-5",
+        "--out",
+        str(a_file),
+        "--config",
+        write_config(tmp_path),
+    ]
+    assert main(args) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"pdm-ray data: error: --out {a_file}: cannot create the output directory: ")
+
+
 def test_version_prints_the_content_hash_of_untracked_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "x.csv"
     target.write_text("a,b\n1,2\n")

@@ -123,6 +123,20 @@ def test_tiny_pipeline_repro_records_outputs_in_dvc_lock(dvc_repo: Path) -> None
     assert '"A-5"' in summary and "refused" not in summary
 
 
+def test_repo_pipeline_stages_list_every_settings_section_they_read() -> None:
+    """``dvc repro`` reruns a stage only when a listed section changes; DVC refuses one params.yaml lacks."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    reads = {
+        "prepare": {"data", "windows", "normalize", "quality", "impute", "features"},  # prepare_channel
+        "train": {"windows", "train", "lstm", "transformer"},  # ModelSpec.from_settings, train
+        "evaluate": {"threshold"},  # detect
+    }
+    for name, sections in reads.items():
+        assert set(stages[name]["params"]) == sections, name
+        assert sections <= set(params), name
+
+
 @pytest.mark.slow
 def test_repo_pipeline_reproduces_on_one_sample_channel(tmp_path: Path) -> None:
     repo = tmp_path / "repo"

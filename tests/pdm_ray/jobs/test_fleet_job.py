@@ -137,3 +137,11 @@ def test_fleet_job_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
     assert out.stderr.strip().splitlines() == [
         f"pdm_ray.jobs.fleet: error: {bad}: run.epochs: Input should be greater than 0 (got -1)"
     ]
+
+
+def test_fleet_job_usage_error_is_one_line_exit_2() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "pdm_ray.jobs.fleet", "--bogus"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == ["python -m pdm_ray.jobs.fleet: error: unrecognized arguments: --bogus"]

@@ -52,3 +52,28 @@ def test_promote_list_rollback_from_the_command_line(
     assert err.count("\n") == 1 and "no earlier production version than 1" in err
     assert main(gate) == 2
     assert "has no staging version" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PDM_TRACKING__URI": "foo://bar"}, "MLflow tracking URI foo://bar is unreachable or refused the request"),
+        ({"PDM_TRACKING__URI": "{tmp}/plain"}, "MLflow tracking URI {tmp}/plain is unreachable or refused the request"),
+        ({"PDM_HOME": "/proc/nope"}, "MLflow tracking URI sqlite:////proc/nope/mlflow.db is unreachable"),
+        ({"PDM_HOME": ""}, "environment variable PDM_HOME: home: Value error, must not be empty"),
+    ],
+)
+def test_an_unusable_store_is_one_line_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    message: str,
+) -> None:
+    """A URI MLflow has no store for, or a home that cannot be created: one line, not MLflow's traceback."""
+    monkeypatch.setenv("PDM_HOME", str(tmp_path / "home"))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value.format(tmp=tmp_path))
+    assert main(["models", "list"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("pdm-ray models: error: ") and message.format(tmp=tmp_path) in line

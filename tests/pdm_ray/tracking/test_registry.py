@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pdm_ray.config import Settings
 from pdm_ray.data.channels import Channel
 from pdm_ray.data.normalize import Normalizer
+from pdm_ray.data.pipeline import impute_channel
 from pdm_ray.data.windows import make_windows
 from pdm_ray.errors import ConfigError, InvalidChannelError, RegistryError, UnknownSensorError
 from pdm_ray.models import TrainedModel
@@ -235,6 +236,50 @@ def test_gate_scores_event_f1_when_the_channel_has_labels(
     tags = tracking.client.get_model_version(NAME, decision.candidate).tags
     assert float(tags["pdm.gate.candidate_event_f1"]) == decision.candidate_f1
     assert event_f1(good_model, channel, Settings()) is None  # no labels, no F1
+
+
+def test_gate_scores_a_channel_with_gaps_as_training_imputed_it(
+    mlflow_uri: str, channel: Channel, good_model: TrainedModel
+) -> None:
+    """A few NaNs in train (inside the held-out windows) and test: training imputes them, so must the gate."""
+    train, test = channel.train.copy(), channel.test.copy()
+    train[-15:-12, 0] = np.nan
+    test[120:130, 0] += 25.0
+    test[60:62, 0] = np.nan
+    gappy = Channel("S-1", "SYN", train, test, anomalies=((120, 129),), classes=("point",))
+    tracking = connect(mlflow_uri, "pdm-ray")
+    _register(tracking, good_model, "gappy")
+    decision = promote(tracking, gappy, "lstm", Settings())
+    assert decision.promoted
+    filled = impute_channel(gappy, Settings())
+    assert np.isfinite(filled.train).all() and np.isfinite(filled.test).all()
+    x_val, y_val = validation_windows(filled.train, L_S, N_PRED, 0.2)
+    assert decision.candidate_mse == pytest.approx(validation_mse(good_model, x_val, y_val))
+    assert decision.candidate_f1 is not None and decision.candidate_f1 == event_f1(good_model, gappy, Settings())
+
+
+def test_gate_scores_only_windows_both_models_held_out(
+    mlflow_uri: str, channel: Channel, good_model: TrainedModel
+) -> None:
+    """Production held out the last 10% of windows, the candidate 20%: the gate scores the last 10%."""
+    tracking = connect(mlflow_uri, "pdm-ray")
+    settings = Settings(tracking={"promotion_margin": 0.0})
+    narrow = replace(good_model, train_settings=good_model.train_settings.model_copy(update={"validation_split": 0.1}))
+    x_10, y_10 = validation_windows(channel.train, L_S, N_PRED, 0.1)
+    x_20, y_20 = validation_windows(channel.train, L_S, N_PRED, 0.2)
+    assert validation_mse(good_model, x_10, y_10) != pytest.approx(validation_mse(good_model, x_20, y_20))
+
+    _register(tracking, narrow, "production, split 0.1")
+    promote(tracking, channel, "lstm", settings)
+    _register(tracking, good_model, "candidate, split 0.2")
+    decision = promote(tracking, channel, "lstm", settings, force=True)
+    assert decision.candidate_mse == pytest.approx(validation_mse(good_model, x_10, y_10))
+    assert decision.production_mse == pytest.approx(validation_mse(narrow, x_10, y_10))
+
+    _register(tracking, narrow, "candidate, split 0.1")  # now the smaller split is the candidate's
+    decision = promote(tracking, channel, "lstm", settings)
+    assert decision.candidate_mse == pytest.approx(validation_mse(narrow, x_10, y_10))
+    assert decision.production_mse == pytest.approx(validation_mse(good_model, x_10, y_10))
 
 
 def test_registering_and_promoting_print_no_download_bars(
