@@ -494,8 +494,9 @@ class ActorsSettings(_Section):
     Each actor keeps the last ``buffer_size`` readings (at least ``windows.l_s`` for scoring),
     logs every accepted batch to its write-ahead log (``fsync``: flushed to disk before the
     ack) and snapshots its state every ``snapshot_every`` batches. Quality is assessed every
-    ``quality_every`` batches over the last ``quality_window`` readings; the first
-    ``drift_reference_size`` readings become the drift reference until ``reset_reference``.
+    ``quality_every`` batches over the last ``quality_window`` readings; once the stream holds
+    ``drift_reference_size`` readings, the newest that many become the drift reference (a
+    first batch larger than that contributes its tail) until ``reset_reference``.
     Without a model for its sensor an actor asks again after ``model_retry_s`` seconds.
     ``max_restarts`` -1 restarts an actor forever. The mean squared forecast error over the
     last ``error_window`` scored readings feeds the retraining policy's degradation trigger;
