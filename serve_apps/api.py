@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hmac
+import math
 import time
 from typing import Any, Protocol
 
@@ -85,15 +86,21 @@ class Fleet(Protocol):
 
 def jsonable(value: Any) -> Any:
     """Actor results as plain JSON data: ``to_dict()`` when offered, else dataclasses,
-    numpy arrays/scalars, enums, tuples and mappings converted field by field."""
+    numpy arrays/scalars, enums, tuples and mappings converted field by field.
+
+    Non-finite floats become None: JSON has no NaN or infinity and ``JSONResponse`` refuses
+    them, so one overflowed statistic (an infinite ``rolling_mse``) would make the answer a 500.
+    """
+    if isinstance(value, float):  # also np.float64
+        return float(value) if math.isfinite(value) else None
     if callable(getattr(value, "to_dict", None)) and not isinstance(value, type):
         return jsonable(value.to_dict())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return jsonable(value.tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        return jsonable(value.item())
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -187,7 +194,9 @@ class _Guard:
             if self.metrics is not None:
                 route = scope.get("route")
                 path = getattr(route, "path", None) or "unmatched"
-                sensor = scope.get("path_params", {}).get("sensor_id")
+                # Only a success names a known sensor: a path id answered 4xx/5xx may be anything,
+                # and tagging it would let a client create metric series at will.
+                sensor = scope.get("path_params", {}).get("sensor_id") if 200 <= status < 300 else None
                 self.metrics.request(path, sensor, status, time.perf_counter() - start)
 
     def _reject(self, scope: Scope) -> Response | None:
@@ -365,12 +374,14 @@ def create_app(
     ) -> JSONResponse:
         """The actor's status (drift, quality, counters), its newest anomaly events and the production model.
 
-        Either half may be missing (``status``/``recent_events`` null without a Fleet or an
-        actor, ``model.production`` null with the reason); 404 only when neither knows the sensor.
+        Either half may be missing: ``status``/``recent_events`` null without a running Fleet
+        or an actor, with the reason in ``status_error``; ``model.production`` null with the
+        reason. 404 only when neither knows the sensor.
         """
         validate_sensor_id(sensor_id)
         status: Any = None
         recent: Any = None
+        status_error: dict[str, str] | None = None
         model: dict[str, Any] = {}
         try:
             model = {"production": _model_ref(await production(sensor_id)).model_dump()}
@@ -379,14 +390,26 @@ def create_app(
             model = {"production": None, "error": err.code, "detail": err.detail}
             if fleet is None and err.status == 404:
                 raise
-        if fleet is not None:
-            try:
-                status = jsonable(await fleet.status(sensor_id))
-                recent = jsonable(await fleet.recent(sensor_id, events)) if events else []
-            except PdmError as exc:
-                if errors.classify(exc).status != 404 or model["production"] is None:
-                    raise
-        return JSONResponse({"sensor_id": sensor_id, "model": model, "status": status, "recent_events": recent})
+        try:
+            status = jsonable(await need_fleet().status(sensor_id))
+            recent = jsonable(await need_fleet().recent(sensor_id, events)) if events else []
+        except PdmError as exc:
+            err = errors.classify(exc)
+            # Without an actor or a running Fleet the model half answers alone; a Fleet's
+            # error stands when the model half is missing too.
+            alone = err.status == 404 or err.code == "fleet_unavailable"
+            if not alone or (fleet is not None and model["production"] is None):
+                raise
+            status_error = {"error": err.code, "detail": err.detail}
+        return JSONResponse(
+            {
+                "sensor_id": sensor_id,
+                "model": model,
+                "status": status,
+                "recent_events": recent,
+                "status_error": status_error,
+            }
+        )
 
     @app.get("/v1/sensors/{sensor_id}/series", responses=_ERRORS, tags=["fleet"])
     async def sensor_series(

@@ -306,14 +306,14 @@ def install_dashboard(app: FastAPI, dashboard: Dashboard) -> None:
     @app.get("/dashboard/api/fleet", tags=["dashboard"])
     async def fleet() -> JSONResponse:
         """Every sensor's status, last anomalies, model, KPIs and alerts (worst state first)."""
-        return JSONResponse(await dashboard.fleet_view())
+        return JSONResponse(jsonable(await dashboard.fleet_view()))
 
     @app.get("/dashboard/api/models", tags=["dashboard"])
     async def models() -> JSONResponse:
         """Registered model versions with links into the MLflow UI."""
-        return JSONResponse(await dashboard.models_view())
+        return JSONResponse(jsonable(await dashboard.models_view()))
 
     @app.get("/dashboard/api/retraining", tags=["dashboard"])
     async def retraining(limit: int | None = Query(None, ge=1, le=1000)) -> JSONResponse:
         """The retraining history, newest first (default ``dashboard.history_limit`` entries)."""
-        return JSONResponse(await dashboard.history_view(limit or dashboard.cfg.history_limit))
+        return JSONResponse(jsonable(await dashboard.history_view(limit or dashboard.cfg.history_limit)))

@@ -8,7 +8,9 @@ production model is 503 with the reason, and only a genuine server fault is 500.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -89,12 +91,32 @@ def classify(exc: BaseException) -> HttpError:
     return HttpError(500, "internal", f"internal error: {type(exc).__name__}", None)
 
 
+def _request_path(loc: Sequence[str | int], body: Any) -> list[str]:
+    """A body error's ``loc`` as a path into the request body.
+
+    For a union, pydantic adds the member that failed (``timestamps.0.constrained-float``);
+    such a part names nothing in the body, since the value there is not an object.
+    """
+    path, node = [], body
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            continue
+        path.append(str(part))
+    return path
+
+
 def _validation_error(exc: RequestValidationError) -> HttpError:
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request", "type": ""}
-    loc = [str(p) for p in first.get("loc", ())]
-    if loc and loc[0] in ("body", "path", "query", "header"):
+    loc = list(first.get("loc", ()))
+    if loc[:1] == ["body"]:
+        loc = _request_path(loc[1:], exc.body)
+    elif loc and loc[0] in ("path", "query", "header"):
         loc = loc[1:]
-    field = ".".join(loc) or None
+    field = ".".join(str(p) for p in loc) or None
     if first.get("type") == "json_invalid":
         return HttpError(400, "invalid_json", f"request body is not valid JSON: {first.get('msg', '')}", None)
     if first.get("type") == "missing" and not loc:
@@ -116,9 +138,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, (ValueError, RecursionError)):
+            # FastAPI's answer to a body ``json.loads`` cannot read: not UTF-8, or nested too deeply.
+            return HttpError(400, "invalid_json", f"request body is not valid JSON: {exc.__cause__}", None).response()
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return HttpError(exc.status_code, code, str(exc.detail), None).response()
 
     @app.exception_handler(PdmError)
     async def _on_error(_: Request, exc: PdmError) -> JSONResponse:
+        return classify(exc).response()
+
+    @app.exception_handler(Exception)
+    async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        """Any other fault: the documented body (500 ``internal``), not Starlette's plain text."""
         return classify(exc).response()

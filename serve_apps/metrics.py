@@ -1,9 +1,10 @@
 """Request and anomaly metrics of the HTTP API, exported by Ray in Prometheus format.
 
 Ray prefixes application metrics with ``ray_`` on its metrics endpoint
-(``ray_pdm_serve_requests_total`` etc.). The ``sensor`` tag holds a valid sensor id for
-requests about one sensor and ``-`` otherwise; requests that end in 404 are tagged ``-``
-so that probing random ids cannot grow the number of series without bound.
+(``ray_pdm_serve_requests_total`` etc.). The ``sensor`` tag holds the sensor id of a
+request about one sensor that succeeded (2xx: the id is valid and a model or the Fleet
+knows it) and ``-`` otherwise, so that probing random ids cannot grow the number of series
+without bound, whatever error they get.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ class ApiMetrics:
         )
 
     def request(self, route: str, sensor: str | None, status: int, seconds: float) -> None:
-        """Count one finished request and observe its latency."""
-        tag = sensor if sensor and status != 404 else "-"
+        """Count one finished request and observe its latency; ``sensor`` None tags ``-``."""
+        tag = sensor or "-"
         self._requests.inc(tags={"route": route, "sensor": tag, "status": str(status)})
         self._latency.observe(seconds * 1e3, tags={"route": route, "sensor": tag})
 

@@ -23,7 +23,7 @@ from pdm_ray.config import ThresholdSettings
 from pdm_ray.data.normalize import Normalizer
 from pdm_ray.data.windows import input_windows
 from pdm_ray.detection import detect
-from pdm_ray.errors import PdmError
+from pdm_ray.errors import DataError, PdmError
 from pdm_ray.tracking.registry import load_version
 from pdm_ray.tracking.runs import Tracking
 from serve_apps.errors import ApiError
@@ -156,7 +156,9 @@ def score_windows(
 
     Returns:
         ``k`` outcomes in order: ``WindowScores``, or an ``ApiError`` (422) for a window
-        that is too short or whose command columns do not fit the model.
+        that is too short, whose command columns do not fit the model, or whose extreme
+        values make the model's predictions or errors non-finite. Windows share a forward
+        pass, so each is checked on its own: one caller's bad window fails only its call.
     """
     l_s = served.model.spec.l_s
     out: list[Any] = [None] * len(windows)
@@ -171,11 +173,19 @@ def score_windows(
             out[i] = exc
     if inputs:
         stacked = [input_windows(series, l_s) for _, series in inputs]  # [T_i - l_s, l_s, F] each
-        predictions = served.to_values(_predict(served.model, np.concatenate(stacked))[:, 0])
+        predictions = _predict(served.model, np.concatenate(stacked))[:, 0]
         bounds = np.cumsum([0] + [len(x) for x in stacked])
         for (i, _), lo, hi in zip(inputs, bounds[:-1], bounds[1:], strict=True):
-            out[i] = _scores(served, predictions[lo:hi], windows[i].values[l_s:], config)
+            try:
+                out[i] = _scores(served, served.to_values(predictions[lo:hi]), windows[i].values[l_s:], config)
+            except DataError as exc:
+                out[i] = _unusable(exc)
     return out
+
+
+def _unusable(exc: DataError) -> ApiError:
+    """A window whose predictions or errors the core refuses (non-finite) as its own 422."""
+    return ApiError(422, "invalid_input", f"the window cannot be used with this model: {exc}", "values")
 
 
 def _scores(
@@ -207,7 +217,8 @@ def forecast_windows(served: ServedModel, windows: list[WindowInput]) -> list[Wi
 
     Returns:
         ``k`` outcomes in order: ``WindowForecast``, or an ``ApiError`` (422) for a window
-        shorter than ``l_s``, a horizon above ``n_predictions`` or mismatched commands.
+        shorter than ``l_s``, a horizon above ``n_predictions``, mismatched commands or
+        non-finite forecasts (each window on its own, as in ``score_windows``).
     """
     spec = served.model.spec
     out: list[Any] = [None] * len(windows)
@@ -225,10 +236,13 @@ def forecast_windows(served: ServedModel, windows: list[WindowInput]) -> list[Wi
             except ApiError as exc:
                 out[i] = exc
     if rows:
-        forecasts = served.to_values(_predict(served.model, np.stack([r for _, r in rows])))  # [k, n_predictions]
-        for (i, _), values in zip(rows, forecasts, strict=True):
+        forecasts = _predict(served.model, np.stack([r for _, r in rows]))  # [k, n_predictions], normalized
+        for (i, _), row in zip(rows, forecasts, strict=True):
             horizon = windows[i].horizon or spec.n_predictions
-            out[i] = WindowForecast(served.name, served.version, np.asarray(values[:horizon], dtype=np.float32))
+            try:
+                out[i] = WindowForecast(served.name, served.version, served.to_values(row[:horizon]))
+            except DataError as exc:
+                out[i] = _unusable(exc)
     return out
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from pdm_ray.errors import DataError
 
 _MAX_EPOCH_S = 1e11  # ~ year 5138: far beyond any sensor, still a valid datetime
-_EPOCH = pd.Timestamp(0, tz="UTC")
+_EPOCH = pd.Timestamp(0, tz="UTC").as_unit("us")
 
 
 class TimestampError(DataError):
@@ -45,34 +45,51 @@ class FutureTimes:
 def to_epoch_seconds(timestamps: list[float | str]) -> npt.NDArray[np.float64]:
     """Parse ISO-8601 strings (no zone = UTC) and/or epoch seconds into float64 ``[T]``.
 
-    Strings are parsed in one vectorized ``pandas.to_datetime`` call.
+    Strings are parsed in one vectorized ``pandas.to_datetime`` call. Every time must lie
+    within ``±1e11`` epoch seconds, as the request schema bounds numbers.
 
     Raises:
-        TimestampError: an entry is neither; the message names the first bad index.
+        TimestampError: an entry is neither, or lies out of range; the message names the
+            first bad index.
     """
     out = np.empty(len(timestamps), dtype=np.float64)
     is_str = np.fromiter((isinstance(ts, str) for ts in timestamps), dtype=bool, count=len(timestamps))
     if (~is_str).any():
         out[~is_str] = np.asarray([ts for ts in timestamps if not isinstance(ts, str)], dtype=np.float64)
     if is_str.any():
-        strings = pd.Series([ts for ts in timestamps if isinstance(ts, str)], dtype=object)
-        try:
-            parsed = pd.to_datetime(strings, utc=True, format="ISO8601")
-        except (ValueError, OverflowError):
-            raise TimestampError(f"timestamps[{_first_unparsable(timestamps)}] is not an ISO-8601 time") from None
-        out[is_str] = (parsed - _EPOCH).dt.total_seconds().to_numpy(dtype=np.float64)
+        out[is_str] = _iso_seconds([ts for ts in timestamps if isinstance(ts, str)])
+        unparsable = is_str & np.isnan(out)
+        if unparsable.any():
+            raise TimestampError(f"timestamps[{int(np.argmax(unparsable))}] is not an ISO-8601 time")
+    outside = ~(np.abs(out) <= _MAX_EPOCH_S)  # also NaN
+    if outside.any():
+        raise TimestampError(
+            f"timestamps[{int(np.argmax(outside))}] does not lie within ±{_MAX_EPOCH_S:.0e} epoch seconds"
+        )
     return out
 
 
-def _first_unparsable(timestamps: list[float | str]) -> int:
-    """Index of the first string pandas cannot parse (error path only)."""
-    for i, ts in enumerate(timestamps):
-        if isinstance(ts, str):
-            try:
-                pd.to_datetime(pd.Series([ts], dtype=object), utc=True, format="ISO8601")
-            except (ValueError, OverflowError):
-                return i
-    return 0
+def _iso_seconds(strings: list[str]) -> npt.NDArray[np.float64]:
+    """Epoch seconds of ISO-8601 strings, NaN for strings that are not (surely for the first one).
+
+    pandas also reads ``now``, ``today``, ``NaT`` and ``nan``, so a string must start with
+    its four-digit year. One resolution holds all parsed times: nanoseconds, which end in
+    2262, as soon as one string has them; such a string and a far year do not mix, so a
+    string that fails among the others is parsed again alone, up to the first true failure.
+    """
+    series = pd.Series(strings, dtype=object)
+    iso = series.where(series.str.match("[0-9]{4}"))
+    seconds = _since_epoch(pd.to_datetime(iso, utc=True, format="ISO8601", errors="coerce"))
+    for i in np.flatnonzero(np.isnan(seconds) & iso.notna().to_numpy()):
+        seconds[i] = _since_epoch(pd.to_datetime(iso.iloc[i : i + 1], utc=True, format="ISO8601", errors="coerce"))[0]
+        if np.isnan(seconds[i]):
+            break
+    return seconds
+
+
+def _since_epoch(parsed: pd.Series) -> npt.NDArray[np.float64]:
+    """Seconds since 1970 of UTC times, in microseconds (every four-digit year fits); NaT gives NaN."""
+    return (parsed.dt.as_unit("us") - _EPOCH).dt.total_seconds().to_numpy(dtype=np.float64, copy=True)
 
 
 def future_times(timestamps: list[float | str], horizon: int) -> FutureTimes:
@@ -86,8 +103,8 @@ def future_times(timestamps: list[float | str], horizon: int) -> FutureTimes:
         ``FutureTimes`` with ``epoch_s[k - 1] = t[-1] + k * median(diff(t))``.
 
     Raises:
-        TimestampError: fewer than two timestamps, unparsable or not strictly increasing
-            times, or future times beyond the supported range.
+        TimestampError: fewer than two timestamps, unparsable, out of range or not strictly
+            increasing times, or future times beyond the supported range.
     """
     if len(timestamps) < 2:
         raise TimestampError(f"need at least 2 timestamps to infer the sampling interval, got {len(timestamps)}")
@@ -100,8 +117,8 @@ def future_times(timestamps: list[float | str], horizon: int) -> FutureTimes:
         )
     interval = float(np.median(steps))
     epoch = t[-1] + interval * np.arange(1, horizon + 1, dtype=np.float64)
-    if abs(t[0]) > _MAX_EPOCH_S or abs(epoch[-1]) > _MAX_EPOCH_S:
-        raise TimestampError(f"timestamps must lie within ±{_MAX_EPOCH_S:.0e} epoch seconds")
+    if abs(epoch[-1]) > _MAX_EPOCH_S:
+        raise TimestampError(f"forecast times must lie within ±{_MAX_EPOCH_S:.0e} epoch seconds")
     millis = np.round(epoch * 1e3).astype(np.int64).astype("datetime64[ms]")
     iso = tuple(f"{s}Z" for s in np.datetime_as_string(millis, unit="ms"))
     return FutureTimes(epoch_s=epoch, iso=iso, interval_s=interval)

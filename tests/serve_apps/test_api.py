@@ -5,8 +5,9 @@ essentials through Ray Serve."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from serve_apps.local import local_app
+from pdm_ray.tracking.runs import connect_settings
+from serve_apps.api import create_app
+from serve_apps.errors import ApiError
+from serve_apps.local import LocalModels, local_app
+from serve_apps.versions import registry_versions
 from tests.serve_apps.support import L_S, N_PREDICTIONS, Registry, promote_alias, register, sine_series
 
 TOKEN = "s3cret-token"
@@ -111,11 +116,12 @@ def test_unknown_invalid_and_unpromoted_sensors(
         ('{"values": [1.0, 2.0]}', 422, "too_few_points", "values"),
         ("[1, 2, 3]", 422, "invalid_input", None),
         ('{"values": [1.0,', 400, "invalid_json", None),
+        (b'{"values": [1.0], "x": "\xff"}', 400, "invalid_json", None),  # not UTF-8
         ("", 422, "invalid_input", None),
     ],
 )
 def test_bad_bodies_are_4xx_with_the_field(
-    client: TestClient, raw: str, status: int, code: str, field: str | None
+    client: TestClient, raw: str | bytes, status: int, code: str, field: str | None
 ) -> None:
     r = client.post("/v1/sensors/S-1/detect", content=raw, headers={"content-type": "application/json"})
     assert error_of(r) == (status, code, field)
@@ -164,12 +170,25 @@ def test_forecast_timestamps_continue_from_the_last_input(client: TestClient) ->
         ({"timestamps": list(range(39))}, "invalid_input", "timestamps"),
         ({"timestamps": [0] * 40}, "invalid_input", "timestamps"),
         ({"timestamps": ["noon"] * 40}, "invalid_input", "timestamps"),
+        ({"timestamps": ["now"] * 40}, "invalid_input", "timestamps"),  # pandas reads it as the clock
+        ({"timestamps": ["NaT"] * 40}, "invalid_input", "timestamps"),
+        ({"timestamps": [f"9999-01-01T00:00:{s:02d}Z" for s in range(40)]}, "invalid_input", "timestamps"),
+        ({"timestamps": [True] * 40}, "invalid_input", "timestamps.0"),  # not pydantic's timestamps.0.constrained-float
         ({"values": values(L_S - 1), "timestamps": list(range(L_S - 1))}, "too_few_points", "values"),
     ],
 )
 def test_bad_forecasts(client: TestClient, body: dict[str, object], code: str, field: str) -> None:
     request = {"values": values(40), "timestamps": list(range(40)), **body}
     assert error_of(client.post("/v1/sensors/S-1/forecast", json=request)) == (422, code, field)
+
+
+def test_forecast_times_beyond_pandas_nanoseconds(client: TestClient) -> None:
+    """pandas' nanoseconds end in 1677 and 2262; ISO times within ±1e11 epoch s are valid as numbers are."""
+    stamps = [f"3000-01-01T00:{m:02d}:00Z" for m in range(40)]
+    r = client.post("/v1/sensors/S-1/forecast", json={"values": values(40), "timestamps": stamps, "horizon": 1})
+    assert r.status_code == 200, r.text
+    (point,) = r.json()["forecasts"]
+    assert (point["timestamp"], point["epoch_s"]) == ("3000-01-01T00:40:00.000Z", 32_503_682_400.0)
 
 
 def test_bulk_detect_reports_each_sensor(client: TestClient) -> None:
@@ -220,6 +239,98 @@ def test_fleet_routes_without_a_fleet_are_503(client: TestClient) -> None:
     assert status.json()["status"] is None and status.json()["recent_events"] is None
     assert error_of(client.get("/v1/sensors/S-1", params={"events": -1}))[:2] == (422, "invalid_input")
     assert error_of(client.get("/v1/sensors/Z-9"))[:2] == (404, "unknown_sensor")
+
+
+class StubFleet:
+    """The Fleet's status calls as ``GET /v1/sensors/{id}`` makes them; ``status`` answers
+    ``status_answer``, raised if it is an exception."""
+
+    def __init__(self, status_answer: Any) -> None:
+        self.status_answer = status_answer
+
+    async def status(self, sensor_id: str) -> Any:
+        if isinstance(self.status_answer, BaseException):
+            raise self.status_answer
+        return self.status_answer
+
+    async def recent(self, sensor_id: str, n: int) -> Any:
+        return []
+
+
+class RecordedMetrics:
+    """``serve_apps.metrics.ApiMetrics`` without Ray: the ``(route, sensor, status)`` of each request."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str | None, int]] = []
+
+    def request(self, route: str, sensor: str | None, status: int, seconds: float) -> None:
+        self.requests.append((route, sensor, status))
+
+    def anomalies(self, sensor: str, count: int) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def with_fleet(registry: Registry) -> Callable[..., TestClient]:
+    """The API over in-process models and the given Fleet (and metrics); server errors are answered, not raised."""
+    tracking = connect_settings(registry.settings)
+    versions = registry_versions(tracking, registry.settings.serve)
+    models = LocalModels(tracking, registry.settings)
+
+    def make(fleet: Any, metrics: Any = None) -> TestClient:
+        app = create_app(models, versions, registry.settings.serve, fleet, metrics)
+        return TestClient(app, raise_server_exceptions=False)
+
+    return make
+
+
+def test_status_without_a_running_fleet_keeps_the_model_half(with_fleet: Callable[..., TestClient]) -> None:
+    # What ActorFleet raises when the Fleet actor is not running.
+    down = ApiError(503, "fleet_unavailable", "the Fleet actor 'fleet' is not running in namespace 'pdm'")
+    client = with_fleet(StubFleet(down))
+    r = client.get("/v1/sensors/S-1")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"]["production"] == {"name": "pdm-S-1-lstm", "version": "1"}
+    assert (body["status"], body["recent_events"]) == (None, None)
+    assert body["status_error"] == {"error": "fleet_unavailable", "detail": down.detail}
+    assert error_of(client.get("/v1/sensors/N-1"))[:2] == (503, "fleet_unavailable")  # neither half answers
+
+
+def test_non_finite_statistics_are_null(with_fleet: Callable[..., TestClient]) -> None:
+    status = {"sensor_id": "S-1", "rolling_mse": np.float32("inf"), "drift_p": float("nan"), "readings": 3}
+    r = with_fleet(StubFleet(status)).get("/v1/sensors/S-1")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == {"sensor_id": "S-1", "rolling_mse": None, "drift_p": None, "readings": 3}
+    assert r.json()["status_error"] is None
+
+
+def test_unexpected_errors_get_the_json_error_body(with_fleet: Callable[..., TestClient]) -> None:
+    r = with_fleet(StubFleet(RuntimeError("actor state is broken"))).get("/v1/sensors/S-1")
+    assert r.headers["content-type"] == "application/json"
+    assert error_of(r) == (500, "internal", None)
+    assert "broken" not in r.json()["detail"]  # internals stay in the log
+
+
+def test_metrics_name_a_sensor_only_for_successes(with_fleet: Callable[..., TestClient]) -> None:
+    metrics = RecordedMetrics()
+    client = with_fleet(StubFleet({"sensor_id": "S-1"}), metrics)
+    detect = "/v1/sensors/{sensor_id}/detect"
+    assert client.post("/v1/sensors/S-1/detect", json={"values": values()}).status_code == 200
+    for sensor in ("probe-1", "probe-2", "_not_even_a_valid_id"):
+        assert client.post(f"/v1/sensors/{sensor}/detect", json={}).status_code == 422
+    assert client.post("/v1/sensors/Z-9/detect", json={"values": values()}).status_code == 404
+    assert client.post("/v1/sensors/N-1/detect", json={"values": values()}).status_code == 503
+    assert client.get("/v1/sensors/S-1").status_code == 200
+    assert metrics.requests == [
+        (detect, "S-1", 200),
+        (detect, None, 422),
+        (detect, None, 422),
+        (detect, None, 422),
+        (detect, None, 404),
+        (detect, None, 503),
+        ("/v1/sensors/{sensor_id}", "S-1", 200),
+    ]
 
 
 def test_health_docs_and_unknown_routes(client: TestClient) -> None:

@@ -67,6 +67,27 @@ def test_page_is_public_and_data_needs_the_token(registry: Registry) -> None:
         assert (bad.status_code, bad.json()["field"]) == (422, "limit")
 
 
+class OverflowedFleet:
+    """The Fleet as the dashboard asks it: one scoring sensor whose rolling MSE overflowed float32."""
+
+    async def status_all(self) -> list[dict[str, object]]:
+        status = {"sensor_id": "S-1", "scoring": "scoring", "rolling_mse": np.float32("inf"), "rolling_points": 500}
+        return [{**status, "last_timestamp": START, "drift_severity": None, "quality": None, "quality_reasons": []}]
+
+    async def recent(self, sensor_id: str, n: int) -> list[dict[str, object]]:
+        return []
+
+
+def test_fleet_view_shows_a_non_finite_statistic_as_null(registry: Registry) -> None:
+    app = local_app(registry.settings)
+    install_dashboard(app, Dashboard(registry.settings, OverflowedFleet(), connect_settings(registry.settings)))
+    with TestClient(app) as client:
+        r = client.get("/dashboard/api/fleet")
+    assert r.status_code == 200, r.text
+    (s1,) = r.json()["sensors"]
+    assert (s1["status"]["rolling_mse"], s1["kpis"]["rolling_rmse"], s1["kpis"]["rmse_ratio"]) == (None, None, None)
+
+
 # ------------------------------------------------------------------ through Serve
 @dataclass(frozen=True)
 class Served:

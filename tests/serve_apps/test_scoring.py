@@ -9,13 +9,23 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from pdm_ray.config import Settings
 from pdm_ray.data.normalize import Normalizer
 from pdm_ray.detection import detect
 from pdm_ray.models import TrainedModel
 from pdm_ray.tracking.pyfunc import forecast
 from serve_apps.errors import ApiError
-from serve_apps.scoring import ServedModel, WindowInput, WindowScores, forecast_windows, score_windows, unwrap
-from tests.serve_apps.support import L_S, N_PREDICTIONS, serve_settings, sine_series
+from serve_apps.schemas import FLOAT32_MAX
+from serve_apps.scoring import (
+    ServedModel,
+    WindowForecast,
+    WindowInput,
+    WindowScores,
+    forecast_windows,
+    score_windows,
+    unwrap,
+)
+from tests.serve_apps.support import L_S, N_PREDICTIONS, serve_settings, sine_series, train_tiny
 
 THRESHOLD = serve_settings(Path("unused")).threshold
 
@@ -89,6 +99,35 @@ def test_bad_windows_fail_alone(tiny_models: dict[int, TrainedModel], one_featur
     assert isinstance(extra, ApiError) and "needs no command columns, got 2" in extra.detail
     (ok,) = score_windows(with_commands, [_window(sine_series(80, n_features=3))], THRESHOLD)
     assert isinstance(ok, WindowScores)
+
+
+@pytest.fixture(scope="module")
+def transformer() -> ServedModel:
+    """A tiny Transformer. Unlike the LSTM, whose gates saturate, it predicts NaN for huge inputs."""
+    base = serve_settings(Path("unused")).model_dump(mode="json")
+    base["train"]["model"] = "transformer"
+    small = {"d_model": 8, "num_heads": 1, "num_layers": 1, "ff_dim": 16, "members": 1}
+    base["transformer"] = {**base["transformer"], **small}
+    model = train_tiny(Settings.model_validate(base), 1)
+    return ServedModel("pdm-T-1-transformer", "1", model, Normalizer.from_dict(model.normalizer))
+
+
+def test_a_window_the_model_cannot_score_fails_alone(transformer: ServedModel) -> None:
+    """Readings at the float32 limit (valid input) make the predictions NaN: that window gets a 422,
+    and the window that shares its forward pass is scored as if alone."""
+    good = _window(sine_series(80))
+    extreme = WindowInput(values=np.full(80, FLOAT32_MAX, np.float32))
+    (alone,) = score_windows(transformer, [good], THRESHOLD)
+    scored, refused = score_windows(transformer, [good, extreme], THRESHOLD)
+    assert isinstance(scored, WindowScores)
+    np.testing.assert_allclose(scored.predictions, alone.predictions, rtol=1e-5, atol=1e-5)
+    assert isinstance(refused, ApiError)
+    assert (refused.status, refused.code, refused.field) == (422, "invalid_input", "values")
+    assert "non-finite" in refused.detail
+
+    forecast, refused = forecast_windows(transformer, [good, extreme])
+    assert isinstance(forecast, WindowForecast) and np.isfinite(forecast.values).all()
+    assert isinstance(refused, ApiError) and (refused.status, refused.code) == (422, "invalid_input")
 
 
 def test_forecast_is_the_model_output_after_the_last_l_s_points(one_feature: ServedModel) -> None:

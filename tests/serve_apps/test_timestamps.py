@@ -36,6 +36,15 @@ def test_epoch_and_iso_may_be_mixed() -> None:
     np.testing.assert_array_equal(to_epoch_seconds([0, "1970-01-01T00:01:00Z", 120.5]), [0.0, 60.0, 120.5])
 
 
+def test_iso_times_beyond_pandas_nanoseconds() -> None:
+    """Nanoseconds end in 1677 and 2262; other four-digit years within ±1e11 s are times as well,
+    also next to a string with nanoseconds."""
+    stamps = ["1600-01-01T00:00:00Z", "2024-01-01T00:00:00.123456789Z", "3000-01-01T00:00:00Z"]
+    np.testing.assert_allclose(
+        to_epoch_seconds(stamps), [-11_676_096_000.0, 1_704_067_200.123456, 32_503_680_000.0], rtol=0, atol=2e-6
+    )
+
+
 @pytest.mark.parametrize(
     ("stamps", "message"),
     [
@@ -44,7 +53,13 @@ def test_epoch_and_iso_may_be_mixed() -> None:
         ([100.0, 50.0], r"timestamps\[1\] is not after timestamps\[0\]"),
         (["2024-01-01", "yesterday"], r"timestamps\[1\] is not an ISO-8601 time"),
         (["2024-13-01", "2024-01-02"], r"timestamps\[0\] is not an ISO-8601 time"),
+        # pandas reads these as the clock or as NaT; none is an ISO-8601 time
+        (["2024-01-01", "now"], r"timestamps\[1\] is not an ISO-8601 time"),
+        (["today", "2030-01-01"], r"timestamps\[0\] is not an ISO-8601 time"),
+        (["NaT", "NaT"], r"timestamps\[0\] is not an ISO-8601 time"),
+        ([0.0, "nan"], r"timestamps\[1\] is not an ISO-8601 time"),
         ([0.0, 9.9e10], "within"),
+        ([0.0, "9999-01-01T00:00:00Z"], r"timestamps\[1\] does not lie within"),  # the bound of epoch numbers
     ],
 )
 def test_bad_timestamps_name_the_problem(stamps: list[float | str], message: str) -> None:
