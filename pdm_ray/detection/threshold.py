@@ -6,7 +6,8 @@ the batch it added (its *new region*; the last window covers
 the tail, so its new region is ``batch_size`` plus the remainder). In a series of at least
 ``h`` points no window flags the first ``ignore_first`` (Telemanom's ``2 * l_s``: the smoothed
 errors of a series' first points have too little history); they count as nominal when a window
-prunes. A shorter series (a request's window, say) has no such history to wait for. In each
+prunes. A shorter series is judged from its first point (but ``warmup`` still flattens the
+start of its smoothed errors, all of them in a series of ``warmup`` points or fewer). In each
 window (section 3.2 of the paper):
 
 1. ``find_epsilon``: epsilon = mean + z * std maximizing

@@ -22,6 +22,7 @@ from serve_apps.scoring import (
     WindowInput,
     WindowScores,
     forecast_windows,
+    request_threshold,
     score_windows,
     unwrap,
 )
@@ -64,6 +65,17 @@ def test_scores_match_the_core_and_sequences_index_the_window(one_feature: Serve
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     assert [(a - L_S, b - L_S) for a, b, _ in scores.sequences] == [(s.start, s.end) for s in expected.sequences]
     assert any(a <= 150 <= b for a, b, _ in scores.sequences)  # window indices, not error indices
+
+
+def test_a_window_shorter_than_the_default_warm_up_can_still_be_flagged(one_feature: ServedModel) -> None:
+    series = sine_series(200, seed=3)
+    series[150:153, 0] += 40.0
+    default_warmup = THRESHOLD.model_copy(update={"warmup": 250})  # more than the window's 170 errors
+    (scores,) = score_windows(one_feature, [_window(series)], default_warmup)
+    assert any(a <= 150 <= b for a, b, _ in scores.sequences)
+    assert len(np.unique(scores.smoothed_errors)) > 1
+    assert request_threshold(default_warmup, 170).warmup == 42
+    assert request_threshold(THRESHOLD, 170) is THRESHOLD  # warm-ups that fit are kept
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
