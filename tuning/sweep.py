@@ -247,7 +247,7 @@ def _check_channels(channels: Sequence[str], data_dir: Path, settings: Settings)
     if missing:
         raise UnknownSensorError(f"{data_dir}: no train data for channel(s) {missing}")
     # The quality gate and windowing fail here, before Tune.
-    return {cid: prepare_channel(load_channel(data_dir, cid), settings).X.size for cid in ids}
+    return {cid: prepare_channel(load_channel(data_dir, cid, allow_missing=True), settings).X.size for cid in ids}
 
 
 def _ensure_ray(settings: Settings, verbose: int) -> None:
@@ -455,7 +455,11 @@ def run_sweep(
             cid,
             {"pdm.sweep_id": sweep_id, "pdm.val_ratio": repr(float(winner.metrics[SELECT_METRIC])), **data_tags},
         )
-        decision = promote(tracking, load_channel(data_path, cid), sweep.model, settings) if promote_best else None
+        decision = (
+            promote(tracking, load_channel(data_path, cid, allow_missing=True), sweep.model, settings)
+            if promote_best
+            else None
+        )
         best.append(
             ChannelBest(
                 channel=cid,

@@ -63,7 +63,7 @@ def train_channel(config: dict[str, Any], *, settings_doc: dict[str, Any], data_
     claim_core()  # one core per trial: concurrent trials otherwise slow each other down
     settings = trial_settings(Settings.model_validate(settings_doc), model, config)
     use_compile_cache(settings.compile_cache_dir)  # home is absolute here (run_sweep resolves it)
-    channel = load_channel(data_dir, config["channel"])
+    channel = load_channel(data_dir, config["channel"], allow_missing=True)
     prepared = prepare_channel(channel, settings)
     spec = ModelSpec.from_settings(settings, channel.n_features)
     normalizer = prepared.normalizer.to_dict()

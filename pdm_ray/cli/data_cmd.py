@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def inspect_data(args: argparse.Namespace) -> int:
-    channels = load_channels(args.dir)
+    channels = load_channels(args.dir, allow_missing=True)
     rows = []
     for ch in channels:
         classes = ", ".join(f"{k}:{v}" for k, v in sorted(Counter(ch.classes).items())) or "-"
@@ -139,9 +139,8 @@ def prepare_data(args: argparse.Namespace) -> int:
     rows: list[list[object]] = []
     summary: dict[str, dict[str, object]] = {}
     for chan_id in ids:
-        channel = load_channel(args.dir, chan_id, labels)
         try:
-            prepared = prepare_channel(channel, settings)
+            prepared = prepare_channel(load_channel(args.dir, chan_id, labels, allow_missing=True), settings)
         except DataQualityError as exc:
             rows.append(_quality_row(chan_id, "train", exc.report, "-"))
             summary[chan_id] = {"refused": str(exc), "train": exc.report.to_dict()}

@@ -55,7 +55,7 @@ def promote_model(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     tracking = connect_settings(settings)
-    channel = load_channel(args.data or settings.data.dir, args.channel)
+    channel = load_channel(args.data or settings.data.dir, args.channel, allow_missing=True)
     d = promote(tracking, channel, args.model, settings, version=args.version, force=args.force)
     verdict = "promoted to production" if d.promoted else "kept in staging"
     print(f"{d.name} version {d.candidate}: {verdict}: {d.reason}")

@@ -133,7 +133,7 @@ def load_labels(data_dir: str | Path) -> dict[str, ChannelLabels]:
     return merged
 
 
-def _load_array(path: Path) -> npt.NDArray[np.float32]:
+def _load_array(path: Path, allow_missing: bool = False) -> npt.NDArray[np.float32]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
@@ -147,9 +147,12 @@ def _load_array(path: Path) -> npt.NDArray[np.float32]:
     if not np.issubdtype(arr.dtype, np.number):
         raise DataError(f"{path}: expected numeric values, got dtype {arr.dtype}")
     bad = ~np.isfinite(arr)
-    if bad.any():
+    if bad.any() and not allow_missing:
         first = int(np.argwhere(bad)[0][0])
-        raise DataError(f"{path}: {int(bad.sum())} non-finite values, first at time index {first}")
+        raise DataError(
+            f"{path}: {int(bad.sum())} non-finite values, first at time index {first} "
+            "('pdm-ray data prepare' imputes gaps)"
+        )
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
@@ -163,25 +166,33 @@ def list_channels(data_dir: str | Path) -> list[str]:
     return sorted(p.stem for p in (root / "train").glob("*.npy"))
 
 
-def load_channel(data_dir: str | Path, chan_id: str, labels: dict[str, ChannelLabels] | None = None) -> Channel:
+def load_channel(
+    data_dir: str | Path,
+    chan_id: str,
+    labels: dict[str, ChannelLabels] | None = None,
+    allow_missing: bool = False,
+) -> Channel:
     """Load one channel.
 
     Args:
         data_dir: a directory in the Telemanom layout.
         chan_id: the channel id.
         labels: pre-read labels (from ``load_labels``); read from the directory when None.
+        allow_missing: keep NaN/inf values, for callers that check quality and impute
+            (``pdm_ray.data.pipeline``: preparing, training, the promotion gate); the rest
+            read series that must be complete.
 
     Raises:
         InvalidChannelError: the id does not match the sensor-id pattern.
         DataError: a missing directory or file, a train/test feature mismatch, non-finite
-            values, or a label interval outside the test series.
+            values (unless ``allow_missing``), or a label interval outside the test series.
     """
     validate_sensor_id(chan_id)
     root = Path(data_dir)
     if not root.is_dir():
         raise DataError(f"{root}: data directory not found")
-    train = _load_array(root / "train" / f"{chan_id}.npy")
-    test = _load_array(root / "test" / f"{chan_id}.npy")
+    train = _load_array(root / "train" / f"{chan_id}.npy", allow_missing)
+    test = _load_array(root / "test" / f"{chan_id}.npy", allow_missing)
     if train.shape[1] != test.shape[1]:
         raise DataError(f"{root}: channel {chan_id}: train has {train.shape[1]} features but test has {test.shape[1]}")
     labels = load_labels(root) if labels is None else labels
@@ -197,11 +208,13 @@ def load_channel(data_dir: str | Path, chan_id: str, labels: dict[str, ChannelLa
     return Channel(chan_id, lab.spacecraft, train, test, lab.intervals, lab.classes)
 
 
-def load_channels(data_dir: str | Path, channels: list[str] | None = None) -> list[Channel]:
-    """Load several channels (all in the directory when ``channels`` is None)."""
+def load_channels(
+    data_dir: str | Path, channels: list[str] | None = None, allow_missing: bool = False
+) -> list[Channel]:
+    """Load several channels (all in the directory when ``channels`` is None); see ``load_channel``."""
     ids = list_channels(data_dir) if channels is None else channels
     labels = load_labels(data_dir)
-    return [load_channel(data_dir, cid, labels) for cid in ids]
+    return [load_channel(data_dir, cid, labels, allow_missing) for cid in ids]
 
 
 def largest_first(sizes: Mapping[str, int]) -> list[str]:

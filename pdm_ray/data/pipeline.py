@@ -215,22 +215,27 @@ def load_prepared(directory: str | Path) -> PreparedData:
         quality = json.loads((root / "quality.json").read_text())
         normalizer = Normalizer.from_dict(json.loads((root / "normalizer.json").read_text()))
         arrays = {name: np.load(root / f"{name}.npy", allow_pickle=False) for name in ARRAYS}
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{root}: not a prepared channel directory: {exc}") from exc
-    X, y = make_windows(arrays["train"], int(meta["l_s"]), int(meta["n_predictions"]))
+        l_s, n_predictions = int(meta["l_s"]), int(meta["n_predictions"])
+        channel_id = meta["channel_id"]
+        anomalies = tuple((int(a), int(b)) for a, b in meta["anomalies"])
+        train_quality = QualityReport.from_dict(quality["train"])
+        test_quality = QualityReport.from_dict(quality["test"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{root}: not a prepared channel directory: {type(exc).__name__}: {exc}") from exc
+    X, y = make_windows(arrays["train"], l_s, n_predictions)
     features = {
         name: pd.read_csv(root / filename, index_col="t").astype(np.float32)
         for name, filename in FEATURE_FILES.items()
         if (root / filename).exists()
     }
     return PreparedData(
-        channel_id=validate_sensor_id(meta["channel_id"]),
+        channel_id=validate_sensor_id(channel_id),
         X=X,
         y=y,
         normalizer=normalizer,
-        train_quality=QualityReport.from_dict(quality["train"]),
-        test_quality=QualityReport.from_dict(quality["test"]),
-        anomalies=tuple((int(a), int(b)) for a, b in meta["anomalies"]),
+        train_quality=train_quality,
+        test_quality=test_quality,
+        anomalies=anomalies,
         **arrays,
         **features,
     )

@@ -238,6 +238,8 @@ def _sampling(timestamps: npt.ArrayLike | None, n: int, gap_factor: float, limit
         return CheckResult("sampling", 0.0, grade(0.0, limits), tuple(limits), "no timestamps: regular by index")
     ts = np.asarray(timestamps)
     if np.issubdtype(ts.dtype, np.datetime64):
+        if np.isnat(ts).any():  # NaT casts to a finite int64 below
+            raise DataError(f"timestamps have {int(np.isnat(ts).sum())} missing (NaT) values")
         ts = ts.astype("datetime64[ns]").astype(np.int64)
     if ts.ndim != 1 or ts.size != n:
         raise DataError(f"timestamps must have shape [{n}] like the series, got {ts.shape}")

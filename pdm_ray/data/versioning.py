@@ -117,21 +117,31 @@ def _read_yaml(path: Path) -> Any:
         raise DataError(f"{path}: unreadable DVC file: {exc}") from exc
 
 
+def _entries(doc: Any, kind: str, source: Path) -> list[dict[str, Any]]:
+    """The ``outs``/``deps`` list of a parsed DVC file or lock stage, checked to be mappings."""
+    entries = (doc or {}).get(kind, []) if isinstance(doc, dict) or doc is None else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise DataError(f"{source}: malformed DVC file: '{kind}' must be a list of mappings")
+    return entries
+
+
 def _recorded_md5(path: Path, root: Path) -> tuple[str, str] | None:
     """``(md5, tracked_by)`` recorded for ``path`` by a ``.dvc`` file or a ``dvc.lock``, else None."""
     dvc_file = path.with_name(path.name + ".dvc")
     if dvc_file.is_file():
-        doc = _read_yaml(dvc_file) or {}
-        for out in doc.get("outs", []):
+        for out in _entries(_read_yaml(dvc_file), "outs", dvc_file):
             if os.path.normpath(dvc_file.parent / out.get("path", "")) == str(path) and "md5" in out:
                 return str(out["md5"]), str(dvc_file.relative_to(root))
     for folder in [path.parent, *path.parent.parents]:
         lock = folder / "dvc.lock"
         if lock.is_file():
-            stages = (_read_yaml(lock) or {}).get("stages", {})
+            doc = _read_yaml(lock) or {}
+            stages = doc.get("stages", {}) if isinstance(doc, dict) else None
+            if not isinstance(stages, dict):
+                raise DataError(f"{lock}: not a DVC lock file (no 'stages' mapping)")
             for kind in ("outs", "deps"):
                 for stage, body in stages.items():
-                    for entry in body.get(kind, []):
+                    for entry in _entries(body, kind, lock):
                         if os.path.normpath(folder / entry.get("path", "")) == str(path) and "md5" in entry:
                             return str(entry["md5"]), f"{lock.relative_to(root)}:{stage}"
         if folder == root:

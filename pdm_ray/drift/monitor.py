@@ -179,6 +179,8 @@ class DriftMonitor:
             raise DataError(
                 f"drift monitor state has inconsistent filled={filled}, position={position} for size {size}"
             )
+        if not np.isfinite(window[:filled] if filled < size else window).all():
+            raise DataError("drift monitor state window has non-finite values")
         if scalars["n_seen"] < filled:
             raise DataError(f"drift monitor state has n_seen={scalars['n_seen']} < filled={filled}")
         monitor = cls(cfg, state["reference"])

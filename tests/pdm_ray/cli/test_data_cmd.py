@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -69,6 +71,36 @@ def test_prepare_lists_refused_channels_and_strict_fails(tmp_path: Path, capsys:
     assert "refused: channel A-5: train data quality is critical, refusing to train: flatline: 58.4%" in out
     assert "1 of 2 channels prepared" in out
     assert main([*args, "--strict"]) == 1
+
+
+def _copy_sample(root: Path, channels: tuple[str, ...]) -> Path:
+    for split in ("train", "test"):
+        (root / split).mkdir(parents=True)
+        for cid in channels:
+            (root / split / f"{cid}.npy").write_bytes((SAMPLE / split / f"{cid}.npy").read_bytes())
+    (root / "labeled_anomalies.csv").write_bytes((SAMPLE / "labeled_anomalies.csv").read_bytes())
+    return root
+
+
+def test_prepare_imputes_gaps_in_files_and_refuses_a_broken_channel_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _copy_sample(tmp_path / "data", ("A-5", "A-6"))
+    train = np.load(data / "train" / "A-6.npy")
+    train[300:305, 0] = np.nan  # a short gap, as telemetry files have
+    np.save(data / "train" / "A-6.npy", train)
+    (data / "test" / "A-5.npy").unlink()
+    args = ["data", "prepare", str(data), "--channels", "A-5,A-6", "--config", write_config(tmp_path)]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    a6_train = next(line.split() for line in out.splitlines() if line.split()[:2] == ["A-6", "train"])
+    assert a6_train[-1] == "5"  # imputed values
+    assert "refused: " in out and "A-5.npy: file not found" in out
+    assert "1 of 2 channels prepared" in out
+    assert "refused" in json.loads((tmp_path / "out" / "summary.json").read_text())["A-5"]
+    assert main([*args, "--strict"]) == 1
+    assert main(["data", "inspect", str(data)]) == 2  # A-5 has no test series: inspect names it
+    assert "A-5.npy: file not found" in capsys.readouterr().err
 
 
 def test_prepare_strips_spaces_in_channels_like_the_other_commands(

@@ -104,7 +104,11 @@ def test_non_finite_values_report_count_and_first_index(tmp_path: Path) -> None:
     root = make_dir(tmp_path, np.zeros((30, 2)), test)
     with pytest.raises(DataError) as err:
         load_channel(root, "X-1")
-    assert str(err.value) == f"{root / 'test' / 'X-1.npy'}: 2 non-finite values, first at time index 7"
+    assert str(err.value) == (
+        f"{root / 'test' / 'X-1.npy'}: 2 non-finite values, first at time index 7 ('pdm-ray data prepare' imputes gaps)"
+    )
+    kept = load_channel(root, "X-1", allow_missing=True).test  # for the pipeline to count and impute
+    assert np.isnan(kept[7, 1]) and np.isinf(kept[12, 0]) and np.isfinite(np.delete(kept, [7, 12], axis=0)).all()
 
 
 def test_label_interval_outside_test_series(tmp_path: Path) -> None:

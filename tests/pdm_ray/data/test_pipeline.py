@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +135,15 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded.train_features.to_numpy(), prepared.train_features.to_numpy(), rtol=1e-6)
     with pytest.raises(DataError, match="not a prepared channel directory"):
         load_prepared(tmp_path / "missing")
+    meta = json.loads((root / "meta.json").read_text())
+    for damaged in ({k: v for k, v in meta.items() if k != "l_s"}, {**meta, "anomalies": [[1]]}):
+        (root / "meta.json").write_text(json.dumps(damaged))
+        with pytest.raises(DataError, match="not a prepared channel directory"):
+            load_prepared(root)
+    (root / "meta.json").write_text(json.dumps(meta))
+    (root / "quality.json").write_text(json.dumps({"train": prepared.train_quality.to_dict()}))
+    with pytest.raises(DataError, match="KeyError: 'test'"):
+        load_prepared(root)
 
 
 def test_the_pipeline_imports_scipy_only_when_a_gap_needs_it() -> None:

@@ -128,6 +128,13 @@ def test_sampling_accepts_datetime64_and_passes_without_timestamps() -> None:
     assert check.value == 0.0 and "no timestamps" in check.detail
 
 
+def test_sampling_refuses_missing_datetimes() -> None:
+    ts = np.datetime64("2024-01-01T00:00") + np.arange(100) * np.timedelta64(1, "m")
+    ts[50] = np.datetime64("NaT")
+    with pytest.raises(DataError, match="1 missing"):
+        assess_quality(ramp(), QS, timestamps=ts)
+
+
 def test_overall_status_is_the_worst_check_and_reasons_name_value_and_limit() -> None:
     x = ramp()
     x[:30] = np.nan  # 30% missing: critical

@@ -83,6 +83,19 @@ def test_missing_or_empty_path_is_an_error(tmp_path: Path) -> None:
         data_version(tmp_path / "empty")
 
 
+def test_a_malformed_dvc_file_is_a_data_error(tmp_path: Path) -> None:
+    data = copy_channel(tmp_path / "data")
+    (tmp_path / ".dvc").mkdir()  # a DVC repository's root, as `dvc init` leaves it
+    dvc_file = data.with_name(data.name + ".dvc")
+    dvc_file.write_text("outs: [d]\n")
+    with pytest.raises(DataError, match="'outs' must be a list of mappings"):
+        data_version(data)
+    dvc_file.unlink()
+    (tmp_path / "dvc.lock").write_text("stages: [x]\n")
+    with pytest.raises(DataError, match="no 'stages' mapping"):
+        data_version(data)
+
+
 @pytest.mark.slow
 def test_dvc_added_directory_reports_the_dvc_md5(dvc_repo: Path) -> None:
     recorded = yaml.safe_load((dvc_repo / "data.dvc").read_text())["outs"][0]

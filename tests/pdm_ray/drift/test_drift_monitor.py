@@ -123,6 +123,12 @@ def test_from_state_rejects_mismatches() -> None:
     state = DriftMonitor(CFG, _reference()).to_state()
     with pytest.raises(DataError, match=r"missing \['n_seen'\]"):
         DriftMonitor.from_state(CFG, {k: v for k, v in state.items() if k != "n_seen"})
+    nan_window = state["window"].copy()
+    nan_window[0] = np.nan
+    full = DriftMonitor(CFG, _reference())
+    full.update(np.zeros(CFG.current_size))
+    with pytest.raises(DataError, match="non-finite"):
+        DriftMonitor.from_state(CFG, {**full.to_state(), "window": nan_window})
     with pytest.raises(DataError, match="window must be float32"):
         DriftMonitor.from_state(CFG, {**state, "window": state["window"].astype(np.float64)})
     with pytest.raises(DataError, match="inconsistent filled=10, position=3"):
