@@ -10,9 +10,12 @@ holds no CPU of its own (``num_cpus=0``): the sweep's trials ask for theirs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import ray
+
+if TYPE_CHECKING:  # the sweep (Tune, MLflow, JAX) loads inside the task
+    from tuning.sweep import SweepResult
 
 OutcomeName = Literal["succeeded", "rejected", "failed"]
 
@@ -25,7 +28,7 @@ class RetrainResult:
         sensor_id: the sensor.
         outcome: ``succeeded`` (promoted to production), ``rejected`` (registered, the gate
             kept the old production) or ``failed`` (no trial finished, or an error).
-        model_version: the registered version, when one was made.
+        model_version: the registered version, when one was made (also when the gate then failed).
         detail: the gate's reason or the error, one line.
     """
 
@@ -48,9 +51,17 @@ def retrain_sensor(sensor_id: str, settings: dict[str, Any], data_dir: str) -> R
         )
     except PdmError as exc:
         return RetrainResult(sensor_id, "failed", None, f"{type(exc).__name__}: {exc}"[:500])
+    return retrain_result(sensor_id, result)
+
+
+def retrain_result(sensor_id: str, result: SweepResult) -> RetrainResult:
+    """How the one-sensor sweep ``result`` ended for ``sensor_id``."""
+    error = result.failed.get(sensor_id)
     if not result.channels:
-        return RetrainResult(sensor_id, "failed", None, result.failed.get(sensor_id, "no trial finished")[:500])
+        return RetrainResult(sensor_id, "failed", None, (error or "no trial finished")[:500])
     best = result.channels[0]
+    if error is not None:  # registered, then the gate failed: the version exists as staging
+        return RetrainResult(sensor_id, "failed", best.version, error[:500])
     if best.decision is None:
         return RetrainResult(sensor_id, "rejected", best.version, "registered as staging; the gate did not run")
     outcome: OutcomeName = "succeeded" if best.decision.promoted else "rejected"

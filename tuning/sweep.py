@@ -13,7 +13,8 @@ params, per-epoch metrics and tags (channel, model, sweep id, data version). The
 callback runs in the driver, so the embedded SQLite store has one writer and needs no
 server. After the sweep the best trial of each channel (lowest ``best_val_ratio``) is
 logged as a pyfunc model to its run and registered as a new ``staging`` version of
-``pdm-<channel>-<model>``; with ``promote=True`` the promotion gate runs too.
+``pdm-<channel>-<model>``; with ``promote=True`` the promotion gate runs too. A sweep
+stopped before its trials finished (Ctrl-C) registers nothing.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ import io
 import json
 import logging
 import math
+import signal
+import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,11 +52,11 @@ from pdm_ray.data import largest_first, list_channels, load_channel
 from pdm_ray.data.pipeline import prepare_channel
 from pdm_ray.data.versioning import data_version
 from pdm_ray.environment import scoped_environ
-from pdm_ray.errors import ConfigError, SweepError, UnknownSensorError
+from pdm_ray.errors import ConfigError, PdmError, SweepError, UnknownSensorError
 from pdm_ray.ids import validate_sensor_id
 from pdm_ray.models import load_model
 from pdm_ray.tracking import GateDecision, Tracking, connect_settings, end_run, promote, register_version
-from pdm_ray.tracking.runs import PARENT_RUN_TAG, start_parent_run
+from pdm_ray.tracking.runs import CODE_VERSION_TAG, PARENT_RUN_TAG, code_version, start_parent_run
 from tuning.space import tune_search_space
 from tuning.trainable import EPOCH_METRICS, train_channel
 
@@ -76,7 +79,8 @@ class ChannelBest:
         trials: trials of this channel that finished without error.
         run_id: the MLflow run of the best trial (holds the logged pyfunc model).
         version: the registered version (alias ``staging`` unless promoted).
-        decision: the promotion gate's verdict when the sweep ran it.
+        decision: the promotion gate's verdict when the sweep ran it (None when the gate
+            failed: the error is in ``SweepResult.failed``).
     """
 
     channel: str
@@ -99,8 +103,9 @@ class SweepResult:
         model: forecaster kind.
         parent_run_id: the MLflow run grouping the trials.
         tracking_uri: where the runs and versions are.
-        channels: the best trial per channel that had one, in the order asked.
-        failed: channel -> error of its last failed trial, for channels without any success.
+        channels: the registered best trial per channel that had one, in the order asked.
+        failed: channel -> error of its last failed trial, for channels without any success,
+            or the error that stopped registering or gating its best trial.
         n_trials: trials run in total.
         wall_seconds: wall-clock time of ``Tuner.fit``.
         tune_path: the Tune experiment directory (checkpoints, results).
@@ -126,8 +131,11 @@ class TrialRunsCallback(MLflowLoggerCallback):
     (about 20 SQLite transactions per epoch, all in the driver, on the cores the trials
     train on). This keeps the metrics the trainable reports plus Tune's timings, each
     with the step and time of its epoch, and writes a trial's pending epochs in one
-    ``log_batch`` once ``flush_seconds`` have passed since its last write, and when the
-    trial ends. So a run in the MLflow UI lags its trial by at most ``flush_seconds``.
+    ``log_batch`` once ``flush_seconds`` have passed since its start or last write, and
+    when the trial ends. So a run in the MLflow UI lags its trial by at most ``flush_seconds``.
+
+    Tune ends an experiment it stopped (Ctrl-C) without ending the trials it was running;
+    ``on_experiment_end`` closes their runs as KILLED and lists them in ``unfinished``.
     """
 
     METRICS = (*EPOCH_METRICS, "time_this_iter_s", "time_total_s")
@@ -138,6 +146,8 @@ class TrialRunsCallback(MLflowLoggerCallback):
         self.flush_seconds = flush_seconds
         self._pending: dict[Trial, list[Metric]] = {}
         self._written_at: dict[Trial, float] = {}
+        self._open: set[Trial] = set()
+        self.unfinished: list[str] = []
 
     def log_trial_start(self, trial: Trial) -> None:
         if trial not in self._trial_runs:
@@ -151,25 +161,37 @@ class TrialRunsCallback(MLflowLoggerCallback):
             self._trial_runs[trial] = run.info.run_id
             params = [Param(k, str(v)) for k, v in sorted(trial.config.items())]
             MlflowClient(self.tracking_uri).log_batch(run.info.run_id, params=params)
+        self._open.add(trial)
+        self._written_at[trial] = time.monotonic()  # so a slow first epoch is written when it arrives
 
     def log_trial_result(self, iteration: int, trial: Trial, result: dict[str, Any]) -> None:
         step = int(result[TRAINING_ITERATION])
         stamp = int(time.time() * 1000)
         pending = self._pending.setdefault(trial, [])
         pending.extend(Metric(k, float(result[k]), stamp, step) for k in self.METRICS if k in result)
-        now = time.monotonic()
-        if now - self._written_at.setdefault(trial, now) >= self.flush_seconds:
+        if time.monotonic() - self._written_at[trial] >= self.flush_seconds:
             self._write(trial)
 
     def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
-        self._write(trial)
-        self._written_at.pop(trial, None)
+        self._settle(trial)
         super().log_trial_end(trial, failed)
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
-        for trial in list(self._pending):  # trials that never ended, e.g. on an interrupt
-            self._write(trial)
+        self.unfinished = [str(t) for t in trials if t in self._open or t.status not in (Trial.TERMINATED, Trial.ERROR)]
+        self.end_open_runs()
         super().on_experiment_end(trials, **info)
+
+    def end_open_runs(self) -> None:
+        """Write the pending metrics of trials that never ended and close their runs as KILLED."""
+        for trial in list(self._open):
+            self._settle(trial)
+            self.mlflow_util.end_run(status="KILLED", run_id=self._trial_runs[trial])
+
+    def _settle(self, trial: Trial) -> None:
+        """Write the trial's last pending metrics: it reports no more."""
+        self._write(trial)
+        self._written_at.pop(trial, None)
+        self._open.discard(trial)
 
     def _write(self, trial: Trial) -> None:
         """Log the trial's pending metrics (in order) and start its next interval."""
@@ -287,9 +309,38 @@ _TUNE_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 _TUNE_ENV_DEFAULTS = {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 
 
-def _tune_environment() -> contextlib.AbstractContextManager[None]:
-    """``_TUNE_ENV`` and ``_TUNE_ENV_DEFAULTS`` around ``fit``; the environment is restored after."""
-    return scoped_environ(_TUNE_ENV, _TUNE_ENV_DEFAULTS)
+#: Tune's ``fit`` installs handlers for these that stop the experiment gracefully, and leaves
+#: them installed when it returns; there they would swallow a Ctrl-C after ``fit``.
+_TUNE_SIGNALS = (signal.SIGINT, *((signal.SIGUSR1,) if hasattr(signal, "SIGUSR1") else ()))
+
+
+@contextlib.contextmanager
+def _tune_environment() -> Iterator[None]:
+    """``_TUNE_ENV`` and ``_TUNE_ENV_DEFAULTS`` around ``fit``; environment and signal handlers restored after."""
+    handlers = {sig: signal.getsignal(sig) for sig in _TUNE_SIGNALS}
+    try:
+        with scoped_environ(_TUNE_ENV, _TUNE_ENV_DEFAULTS):
+            yield
+    finally:
+        if threading.current_thread() is threading.main_thread():  # where Tune installs them
+            for sig, handler in handlers.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
+
+
+def _settings_params(settings: Settings, sweep: SweepSettings) -> dict[str, object]:
+    """The settings every trial trains with but no trial samples, as ``section.field`` params.
+
+    Without them two sweeps that differ only in, say, ``windows.l_s`` log identical params.
+    """
+    train = settings.train.model_dump(exclude={"model", *sweep.search_space}) | {"refit": False}  # trials never refit
+    sections = {
+        "windows": settings.windows.model_dump(),
+        "train": train,
+        "normalize": settings.normalize.model_dump(),
+        "impute": settings.impute.model_dump(),
+    }
+    return {f"{name}.{key}": value for name, doc in sections.items() for key, value in doc.items()}
 
 
 def _error_line(error: BaseException) -> str:
@@ -349,7 +400,9 @@ def run_sweep(
         UnknownSensorError: a channel has no data in ``data_dir``.
         DataError: a channel's data fails its quality gate or is too short.
         TrackingError: the tracking URI is unreachable (before any trial starts).
-        SweepError: every trial failed.
+        SweepError: no channel was registered (every trial failed, or registering did).
+        KeyboardInterrupt: the sweep was stopped (Ctrl-C) before its trials finished; nothing
+            is registered, the parent run and the unfinished trials' runs end KILLED.
     """
     sweep = sweep_settings(
         settings,
@@ -367,7 +420,7 @@ def run_sweep(
     tracking = connect_settings(settings)
     data_tags = data_version(data_path).as_tags()
     sweep_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-    common_tags = {"pdm.sweep_id": sweep_id, "pdm.model": sweep.model, **data_tags}
+    common_tags = {"pdm.sweep_id": sweep_id, "pdm.model": sweep.model, CODE_VERSION_TAG: code_version(), **data_tags}
     parent = start_parent_run(
         tracking,
         f"sweep-{sweep_id}",
@@ -379,6 +432,7 @@ def run_sweep(
             "scheduler": sweep.scheduler,
             "max_concurrent_trials": sweep.max_concurrent_trials,
             "search_space": json.dumps({k: v.model_dump(exclude_none=True) for k, v in sweep.search_space.items()}),
+            **_settings_params(settings, sweep),
         },
     )
     logger.info("sweep %s: %d channel(s) x %d sample(s) of %s", sweep_id, len(ids), sweep.num_samples, sweep.model)
@@ -389,6 +443,11 @@ def run_sweep(
             train_channel, settings_doc=settings.model_dump(mode="json"), data_dir=str(data_path), model=sweep.model
         ),
         {"cpu": sweep.cpus_per_trial, "gpu": sweep.gpus_per_trial},
+    )
+    trial_logger = TrialRunsCallback(
+        tracking_uri=tracking.uri,
+        experiment_name=settings.tracking.experiment,
+        tags={PARENT_RUN_TAG: parent, **common_tags},
     )
     tuner = tune.Tuner(
         trainable,
@@ -408,14 +467,7 @@ def run_sweep(
         run_config=tune.RunConfig(
             name=f"sweep-{sweep_id}",
             storage_path=str(storage),
-            callbacks=[
-                TrialRunsCallback(
-                    tracking_uri=tracking.uri,
-                    experiment_name=settings.tracking.experiment,
-                    tags={PARENT_RUN_TAG: parent, **common_tags},
-                ),
-                JsonLoggerCallback(),
-            ],
+            callbacks=[trial_logger, JsonLoggerCallback()],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             verbose=verbose,
         ),
@@ -426,58 +478,26 @@ def run_sweep(
     try:
         with quiet, _tune_environment():
             grid = tuner.fit()
-    except BaseException:
-        end_run(tracking, parent, "FAILED")
-        raise
-    wall = time.perf_counter() - started
-
-    run_of_trial = _trial_runs(tracking, parent)
-    best: list[ChannelBest] = []
-    failed: dict[str, str] = {}
-    results = [grid[i] for i in range(len(grid))]
-    for cid in ids:
-        mine = [r for r in results if r.config["channel"] == cid]
-        ok = [r for r in mine if r.error is None and r.checkpoint is not None and SELECT_METRIC in r.metrics]
-        if not ok:
-            errors = [_error_line(r.error) for r in mine if r.error is not None]
-            failed[cid] = errors[-1] if errors else "no trial reported a checkpoint"
-            logger.warning("%s: every trial failed: %s", cid, failed[cid])
-            continue
-        winner = min(ok, key=lambda r: float(r.metrics[SELECT_METRIC]))
-        run_id = run_of_trial[winner.metrics["trial_id"]]
-        with winner.checkpoint.as_directory() as ckpt:
-            trained = load_model(ckpt)
-        tracking.client.set_tag(run_id, "pdm.best_of_channel", "true")
-        version = register_version(
-            tracking,
-            run_id,
-            trained,
-            cid,
-            {"pdm.sweep_id": sweep_id, "pdm.val_ratio": repr(float(winner.metrics[SELECT_METRIC])), **data_tags},
+        wall = time.perf_counter() - started
+        if trial_logger.unfinished:
+            # Tune catches Ctrl-C, stops the trials and returns as if they had finished.
+            message = f"sweep {sweep_id} was stopped with {len(trial_logger.unfinished)} trial(s) unfinished"
+            logger.warning("%s; nothing is registered", message)
+            raise KeyboardInterrupt(message)
+        results = [grid[i] for i in range(len(grid))]
+        best, failed = _register_best(
+            results, ids, tracking, parent, {"pdm.sweep_id": sweep_id, **data_tags}, data_path, settings, promote_best
         )
-        decision = (
-            promote(tracking, load_channel(data_path, cid, allow_missing=True), sweep.model, settings)
-            if promote_best
-            else None
-        )
-        best.append(
-            ChannelBest(
-                channel=cid,
-                config={k: v for k, v in winner.config.items() if k != "channel"},
-                val_loss=float(winner.metrics["best_val_loss"]),
-                val_ratio=float(winner.metrics[SELECT_METRIC]),
-                epochs=int(winner.metrics["training_iteration"]),
-                trials=len(ok),
-                run_id=run_id,
-                version=version.version,
-                decision=decision,
+        if not best:
+            raise SweepError(
+                f"sweep {sweep_id}: nothing registered: " + "; ".join(f"{c}: {e}" for c, e in failed.items())
             )
-        )
-    if not best:
-        end_run(tracking, parent, "FAILED")
-        raise SweepError(f"sweep {sweep_id}: every trial failed: " + "; ".join(f"{c}: {e}" for c, e in failed.items()))
-    tracking.client.log_metric(parent, "channels_registered", len(best))
-    tracking.client.log_metric(parent, "mean_best_val_ratio", math.fsum(b.val_ratio for b in best) / len(best))
+        tracking.client.log_metric(parent, "channels_registered", len(best))
+        tracking.client.log_metric(parent, "mean_best_val_ratio", math.fsum(b.val_ratio for b in best) / len(best))
+    except BaseException as exc:
+        trial_logger.end_open_runs()  # after a second Ctrl-C Tune ends nothing
+        end_run(tracking, parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
     end_run(tracking, parent, "FINISHED")
     return SweepResult(
         sweep_id=sweep_id,
@@ -490,3 +510,68 @@ def run_sweep(
         wall_seconds=wall,
         tune_path=str(storage / f"sweep-{sweep_id}"),
     )
+
+
+def _register_best(
+    results: list[tune.Result],
+    ids: list[str],
+    tracking: Tracking,
+    parent: str,
+    tags: Mapping[str, str],
+    data_path: Path,
+    settings: Settings,
+    promote_best: bool,
+) -> tuple[list[ChannelBest], dict[str, str]]:
+    """Register (and with ``promote_best`` gate) each channel's best trial: ``(registered, failed)``.
+
+    A channel whose registering or gate fails goes to ``failed`` (also when its version was
+    registered: it stays in the first list) and the other channels carry on.
+    """
+    run_of_trial = _trial_runs(tracking, parent)
+    best: list[ChannelBest] = []
+    failed: dict[str, str] = {}
+    for cid in ids:
+        mine = [r for r in results if r.config["channel"] == cid]
+        ok = [r for r in mine if r.error is None and r.checkpoint is not None and SELECT_METRIC in r.metrics]
+        if not ok:
+            errors = [_error_line(r.error) for r in mine if r.error is not None]
+            failed[cid] = errors[-1] if errors else "no trial reported a checkpoint"
+            logger.warning("%s: every trial failed: %s", cid, failed[cid])
+            continue
+        winner = min(ok, key=lambda r: float(r.metrics[SELECT_METRIC]))
+        run_id = run_of_trial[winner.metrics["trial_id"]]
+        version: str | None = None
+        decision: GateDecision | None = None
+        try:
+            with winner.checkpoint.as_directory() as ckpt:
+                trained = load_model(ckpt)
+            tracking.client.set_tag(run_id, "pdm.best_of_channel", "true")
+            version = register_version(
+                tracking,
+                run_id,
+                trained,
+                cid,
+                {**tags, "pdm.val_ratio": repr(float(winner.metrics[SELECT_METRIC]))},
+            ).version
+            if promote_best:
+                channel = load_channel(data_path, cid, allow_missing=True)
+                decision = promote(tracking, channel, settings.sweep.model, settings)
+        except PdmError as exc:
+            failed[cid] = f"{type(exc).__name__}: {exc}"
+            logger.warning("%s: %s", cid, failed[cid])
+        if version is None:
+            continue
+        best.append(
+            ChannelBest(
+                channel=cid,
+                config={k: v for k, v in winner.config.items() if k != "channel"},
+                val_loss=float(winner.metrics["best_val_loss"]),
+                val_ratio=float(winner.metrics[SELECT_METRIC]),
+                epochs=int(winner.metrics["training_iteration"]),
+                trials=len(ok),
+                run_id=run_id,
+                version=version,
+                decision=decision,
+            )
+        )
+    return best, failed

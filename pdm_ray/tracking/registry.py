@@ -3,11 +3,12 @@
 One registered model per channel and forecaster kind, named ``pdm-<channel>-<kind>``.
 MLflow stages are deprecated, so the lifecycle uses aliases (each points at one version):
 
-* a new version gets ``staging``;
+* a new version gets ``staging`` (the version that held it gets ``pdm.status = superseded``);
 * ``promote`` runs the gate: it recomputes the validation MSE of the staging version and
   of the current ``production`` version on the same held-out windows (the last
   ``min`` of the two models' ``validation_split`` of the channel's TRAIN windows, cut from
-  the series imputed as training imputed it, so neither model trained on them) and, when
+  the series imputed as training imputed it, so neither model trained on them when both
+  trained on that series; a different ``data.version`` is noted in the reason) and, when
   the channel has labels and both models expose a forecast, compares event-level F1 of the
   Telemanom detector on the (imputed) test series. ``production`` moves only when the candidate's
   MSE is below ``(1 - promotion_margin)`` x production's and its F1 is not lower; the
@@ -41,7 +42,7 @@ from pdm_ray.data.pipeline import impute_channel
 from pdm_ray.data.windows import make_windows
 from pdm_ray.errors import ConfigError, RegistryError, TrackingError, UnknownSensorError
 from pdm_ray.ids import validate_sensor_id
-from pdm_ray.tracking.runs import Tracking, quiet_downloads
+from pdm_ray.tracking.runs import CODE_VERSION_TAG, Tracking, code_version, quiet_downloads
 
 if TYPE_CHECKING:  # the model stack (JAX) loads where a model is used, not where versions are read
     from pdm_ray.models import TrainedModel
@@ -53,6 +54,8 @@ Alias = Literal["staging", "production", "archived"]
 STAGING: Alias = "staging"
 PRODUCTION: Alias = "production"
 ARCHIVED: Alias = "archived"
+#: ``pdm.status`` of a version that held ``staging`` until a newer version was registered.
+SUPERSEDED = "superseded"
 HISTORY_TAG = "pdm.production_history"
 _HISTORY_KEEP = 200
 NAME_PREFIX = "pdm-"
@@ -86,7 +89,8 @@ class VersionInfo:
         aliases: aliases pointing at this version.
         run_id: the run that produced it.
         val_loss: validation MSE recorded at training time (``pdm.val_loss``), if any.
-        status: ``pdm.status`` tag: staging, production, archived, rejected or rolled_back.
+        status: ``pdm.status`` tag: staging, production, archived, superseded or rolled_back
+            (a rejected candidate keeps its status; the verdict is in ``pdm.gate.*``).
     """
 
     name: str
@@ -267,6 +271,9 @@ def register_version(
 ) -> VersionInfo:
     """Log ``model`` as a pyfunc model in run ``run_id`` and register it as a new ``staging`` version.
 
+    The version that held ``staging`` before gets ``pdm.status = superseded``, so the status
+    tag never claims a second staging version.
+
     Args:
         tracking: the store (also the registry).
         run_id: the training run (e.g. the best trial of a sweep).
@@ -294,12 +301,16 @@ def register_version(
         "pdm.best_epoch": str(model.best_epoch),
         "pdm.status": STAGING,
         "pdm.registered_at": _now(),
+        CODE_VERSION_TAG: code_version(),
         **(tags or {}),
     }
+    previous = _version_by_alias(tracking, name, STAGING)
     mv = _client_call(
         tracking, f"registering {name}", tracking.client.create_model_version, name, source, run_id, version_tags
     )
     tracking.client.set_registered_model_alias(name, STAGING, mv.version)
+    if previous is not None:
+        _tag(tracking, name, str(previous.version), {"pdm.status": SUPERSEDED})
     logger.info("%s: registered %s version %s as %s", channel, name, mv.version, STAGING)
     return VersionInfo.of(tracking.client.get_model_version(name, mv.version))
 
@@ -331,9 +342,12 @@ def promote(
 ) -> GateDecision:
     """Run the promotion gate for ``pdm-<channel>-<kind>`` and move the aliases it decides.
 
-    Both models are scored only on windows neither trained on: the last
-    ``min(candidate, production validation_split)`` of the TRAIN windows (the smaller
-    split), which lie inside both models' held-out sets. The series are imputed with
+    Both models are scored on the last ``min(candidate, production validation_split)`` of
+    the TRAIN windows of ``channel`` (the smaller split). These lie inside both models'
+    held-out sets when both trained on this series. When the versions' ``data.version``
+    tags differ that is not known (production may have trained on a longer series whose
+    training part covers them), so the reason says so; it does not refuse, as a retrain on
+    new data always has a new data version. The series are imputed with
     ``settings.impute`` first, as training imputed them.
 
     Args:
@@ -367,6 +381,10 @@ def promote(
     if prod_version == version:
         raise RegistryError(f"{name} version {version} already is {PRODUCTION}")
 
+    cand_data = _client_call(
+        tracking, f"reading {name} version {version}", tracking.client.get_model_version, name, version
+    ).tags.get("data.version")
+    prod_data = None if current is None else current.tags.get("data.version")
     candidate = load_version(tracking, name, version)
     production = None if prod_version is None else load_version(tracking, name, prod_version)
     spec = candidate.spec
@@ -396,6 +414,11 @@ def promote(
         promoted, reason = False, problem
     else:
         promoted, reason = decide(cand_mse, prod_mse, margin, cand_f1, prod_f1)
+    if cand_data and prod_data and cand_data != prod_data:
+        reason += (
+            f"; production {prod_version} trained on data version {prod_data[:12]}, the candidate on"
+            f" {cand_data[:12]}: the scored windows may lie in production's training part"
+        )
     if force and not promoted:
         promoted, reason = True, f"forced: {reason}"
 
@@ -425,8 +448,7 @@ def _record(tracking: Tracking, d: GateDecision) -> None:
         },
     )
     if not d.promoted:
-        _tag(tracking, d.name, d.candidate, {"pdm.status": STAGING})
-        return
+        return  # aliases and status stay: a rejected staging version remains the candidate
     client = tracking.client
     client.set_registered_model_alias(d.name, PRODUCTION, d.candidate)
     if (staged := _version_by_alias(tracking, d.name, STAGING)) is not None and str(staged.version) == d.candidate:

@@ -11,9 +11,12 @@ version in the user's cache directory (``new_sqlite_store``).
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import logging
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from mlflow.entities import RunStatus
+from mlflow.entities import Param, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.version import VERSION as MLFLOW_VERSION
@@ -34,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 #: Tag MLflow reads to nest a run under its parent in the UI and in searches.
 PARENT_RUN_TAG = "mlflow.parentRunId"
+
+#: Tag naming the code that made a run or a model version (``code_version``).
+CODE_VERSION_TAG = "pdm.code_version"
 
 RunOutcome = Literal["FINISHED", "FAILED", "KILLED"]
 
@@ -206,14 +212,37 @@ def connect_settings(settings: Settings, uri: str | None = None) -> Tracking:
     )
 
 
+@functools.cache
+def code_version() -> str:
+    """pdm-ray's version, plus ``+git.<commit>`` (and ``.dirty``) when it runs from a git checkout.
+
+    Recorded on runs and model versions, so a model can be traced to the code that trained
+    it. Without git or a checkout (an installed wheel) it is the package version alone.
+    """
+    try:
+        version = importlib.metadata.version("pdm-ray")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    root = Path(__file__).resolve().parents[2]  # the checkout holding pdm_ray/, if any
+    if not (root / ".git").exists():
+        return version
+    try:
+        git = functools.partial(subprocess.run, cwd=root, capture_output=True, text=True, check=True, timeout=10)
+        commit = git(["git", "rev-parse", "HEAD"]).stdout.strip()
+        dirty = git(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version}+git.{commit}{'.dirty' if dirty else ''}"
+
+
 def start_parent_run(tracking: Tracking, name: str, tags: Mapping[str, str], params: Mapping[str, object]) -> str:
     """Open the run that groups a sweep's trials; returns its run id.
 
-    Child runs carry ``{PARENT_RUN_TAG: <this id>}`` so the MLflow UI nests them.
+    Child runs carry ``{PARENT_RUN_TAG: <this id>}`` so the MLflow UI nests them. The
+    params go in one request (MLflow takes at most 100 per batch).
     """
     run = tracking.client.create_run(tracking.experiment_id, run_name=name, tags=dict(tags))
-    for key, value in params.items():
-        tracking.client.log_param(run.info.run_id, key, value)
+    tracking.client.log_batch(run.info.run_id, params=[Param(key, str(value)) for key, value in params.items()])
     return run.info.run_id
 
 

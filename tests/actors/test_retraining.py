@@ -119,3 +119,14 @@ def test_overlapping_checks_fire_one_retrain_and_settle_it(ray_actors: None, tmp
     assert entry.outcome is Outcome.FAILED
     assert RetrainingHistory(history_path(settings.home)).pending("D-1") == []
     assert load_policy_state(settings.home / POLICY_FILE).in_flight == {}
+
+
+def test_a_version_registered_before_its_gate_failed_is_reported_with_the_failure() -> None:
+    from actors.retrain import RetrainResult, retrain_result
+    from tuning.sweep import ChannelBest, SweepResult
+
+    error = "RegistryError: pdm-T-1-lstm: production 1 reads different windows (l_s/n_predictions) than the candidate"
+    best = ChannelBest("T-1", {"units": 8}, 0.1, 0.5, 2, 1, "run", "2")
+    result = SweepResult("s", "lstm", "parent", "sqlite:///x", (best,), failed={"T-1": error})
+    assert retrain_result("T-1", result) == RetrainResult("T-1", "failed", "2", error)
+    assert retrain_result("T-1", SweepResult("s", "lstm", "parent", "sqlite:///x", (best,))).outcome == "rejected"

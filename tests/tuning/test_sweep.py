@@ -7,7 +7,9 @@ module; the tests then read what it left in MLflow and the registry.
 from __future__ import annotations
 
 import doctest
+import importlib.metadata
 import os
+import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,11 +18,15 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pdm_ray.config import DEFAULT_CONFIG, Settings
+from pdm_ray.config import DEFAULT_CONFIG, LSTMSettings, Settings, TrainSettings
+from pdm_ray.data import load_channel
+from pdm_ray.data.windows import make_windows
 from pdm_ray.errors import SweepError, TrackingError, UnknownSensorError
-from pdm_ray.tracking.runs import PARENT_RUN_TAG
+from pdm_ray.models import ModelSpec, train
+from pdm_ray.tracking import promote, register_version
+from pdm_ray.tracking.runs import PARENT_RUN_TAG, connect_settings
 from tuning import sweep as sweep_module
-from tuning.sweep import SweepResult, _tune_environment, run_sweep
+from tuning.sweep import SweepResult, TrialRunsCallback, _tune_environment, run_sweep
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -114,6 +120,31 @@ def test_tune_environment_keeps_a_callers_warning_threshold_and_restores_everyth
     assert "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S" not in os.environ
 
 
+def test_tune_environment_removes_the_signal_handlers_tune_leaves_behind() -> None:
+    """Tune's handler would otherwise swallow a Ctrl-C while the best trials are registered."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGUSR1)
+    with _tune_environment():
+        signal.signal(signal.SIGINT, lambda *_: None)  # as Tuner.fit does
+        signal.signal(signal.SIGUSR1, lambda *_: None)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGUSR1)) == before
+
+
+def test_parent_trials_and_versions_record_the_fixed_settings_and_the_code_version(swept: Swept) -> None:
+    parent = swept.client.get_run(swept.result.parent_run_id)
+    params = parent.data.params
+    assert (params["windows.l_s"], params["windows.n_predictions"], params["train.epochs"]) == ("30", "2", "2")
+    assert params["train.refit"] == "False"  # trials never refit
+    assert {"train.patience", "train.seed", "train.validation_split", "normalize.method", "impute.method"} <= set(
+        params
+    )
+    assert "train.learning_rate" not in params  # sampled: each trial's own param
+    code = parent.data.tags["pdm.code_version"]
+    assert code.startswith(importlib.metadata.version("pdm-ray"))
+    assert {r.data.tags["pdm.code_version"] for r in _children(swept)} == {code}
+    for best in swept.result.channels:
+        assert swept.client.get_model_version(f"pdm-{best.channel}-lstm", best.version).tags["pdm.code_version"] == code
+
+
 def test_trials_share_compiled_programs_under_home(swept: Swept) -> None:
     # Trial actors write XLA programs to home/jax_cache, so later actors load rather than compile.
     entries = {p.name.split("-")[0] for p in (swept.home / "jax_cache").glob("*-cache")}
@@ -164,3 +195,66 @@ def test_a_sweep_whose_every_trial_fails_raises_and_marks_the_parent_failed(
         [exp.experiment_id], "tags.`pdm.model` = 'transformer' and tags.`mlflow.runName` LIKE 'sweep-%'"
     )
     assert parent.info.status == "FAILED"
+
+
+_SMALL_SPACE = {"units": {"value": 8}, "layers": {"value": 1}}
+
+
+def test_ctrl_c_during_a_sweep_registers_nothing_and_ends_its_runs_killed(
+    ray_cluster: None, tmp_path: Path, tiny_data: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tune catches Ctrl-C, stops the trial and returns as if it had finished: the sweep must not register it."""
+    log_result = TrialRunsCallback.log_trial_result
+
+    def ctrl_c_after_the_first_epoch(self: TrialRunsCallback, iteration: int, trial: object, result: dict) -> None:
+        log_result(self, iteration, trial, result)
+        if result["training_iteration"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(TrialRunsCallback, "log_trial_result", ctrl_c_after_the_first_epoch)
+    settings = Settings(
+        home=tmp_path / "home",
+        windows={"l_s": 30, "n_predictions": 2},
+        train={"epochs": 500, "patience": 500, "min_delta": 0.0},  # runs until stopped
+    )
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt, match=r"1 trial\(s\) unfinished"):
+        run_sweep(
+            ["T-1"],
+            settings=settings,
+            data_dir=tiny_data(tmp_path / "data", ("T-1",)),
+            num_samples=1,
+            scheduler="fifo",
+            search_space=_SMALL_SPACE,
+            promote_best=True,
+        )
+    assert signal.getsignal(signal.SIGINT) is handler
+    tracking = connect_settings(settings)
+    runs = tracking.client.search_runs([tracking.experiment_id])
+    statuses = sorted((PARENT_RUN_TAG in r.data.tags, r.info.status) for r in runs)
+    assert statuses == [(False, "KILLED"), (True, "KILLED")]  # the parent and the trial's run
+    assert tracking.client.search_registered_models() == []
+
+
+def test_a_failed_gate_is_the_channels_failure_and_its_version_stays_staging(
+    ray_cluster: None, tmp_path: Path, tiny_data: Callable[..., Path]
+) -> None:
+    """Production reads 20 steps, the swept candidate 30: the gate refuses to compare them (RegistryError)."""
+    data = tiny_data(tmp_path / "data", ("T-1",))
+    settings = Settings(home=tmp_path / "home", windows={"l_s": 30, "n_predictions": 2}, train={"epochs": 1})
+    tracking = connect_settings(settings)
+    channel = load_channel(data, "T-1")
+    spec = ModelSpec("lstm", channel.n_features, 20, 2, lstm=LSTMSettings(layers=[8], dropout=0.0))
+    production = train(spec, TrainSettings(epochs=1), *make_windows(channel.train, 20, 2))
+    register_version(tracking, tracking.client.create_run(tracking.experiment_id).info.run_id, production, "T-1")
+    assert promote(tracking, channel, "lstm", settings).promoted
+
+    result = run_sweep(
+        ["T-1"], settings=settings, data_dir=data, num_samples=1, search_space=_SMALL_SPACE, promote_best=True
+    )
+    (best,) = result.channels
+    assert (best.version, best.decision) == ("2", None)
+    assert result.failed["T-1"].startswith("RegistryError: pdm-T-1-lstm: production 1 reads different windows")
+    assert tracking.client.get_run(result.parent_run_id).info.status == "FINISHED"
+    aliases = tracking.client.get_registered_model("pdm-T-1-lstm").aliases
+    assert {k: str(v) for k, v in aliases.items()} == {"production": "1", "staging": "2"}

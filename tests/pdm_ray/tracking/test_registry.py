@@ -297,3 +297,54 @@ def test_registering_and_promoting_print_no_download_bars(
     promote(tracking, channel, "lstm", Settings())
     assert "Downloading artifacts" not in capfd.readouterr().err
     assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
+
+
+def test_gate_notes_when_the_models_trained_on_different_data_versions(
+    mlflow_uri: str, channel: Channel, good_model: TrainedModel
+) -> None:
+    """The scored windows are held out by both only if both trained on this series: noted, not refused.
+
+    A retrain on new data always has a new data version, so refusing would stop every automatic retrain.
+    """
+    tracking = connect(mlflow_uri, "pdm-ray")
+    settings = Settings(tracking={"promotion_margin": 0.0})
+
+    def register(data_version: str) -> str:
+        run = tracking.client.create_run(tracking.experiment_id)
+        return register_version(tracking, run.info.run_id, good_model, "S-1", {"data.version": data_version}).version
+
+    register("a" * 64)
+    promote(tracking, channel, "lstm", settings)
+    register("b" * 64)
+    decision = promote(tracking, channel, "lstm", settings)
+    assert decision.reason.endswith(
+        "; production 1 trained on data version aaaaaaaaaaaa, the candidate on bbbbbbbbbbbb:"
+        " the scored windows may lie in production's training part"
+    )
+    assert tracking.client.get_model_version(NAME, decision.candidate).tags["pdm.gate.reason"] == decision.reason
+    register("a" * 64)
+    assert "data version" not in promote(tracking, channel, "lstm", settings).reason
+
+
+def test_status_never_claims_staging_for_a_version_without_the_alias(
+    mlflow_uri: str, channel: Channel, good_model: TrainedModel, bad_model: TrainedModel
+) -> None:
+    tracking = connect(mlflow_uri, "pdm-ray")
+    settings = Settings(tracking={"promotion_margin": 0.05})
+
+    def listed() -> list[tuple[str, tuple[str, ...], str]]:
+        return [(v.version, v.aliases, v.status) for v in list_versions(tracking, "S-1", "lstm")]
+
+    v1 = _register(tracking, bad_model, "first")
+    promote(tracking, channel, "lstm", settings)
+    v2 = _register(tracking, good_model, "better")
+    v3 = _register(tracking, bad_model, "worse, registered after")  # takes staging from v2
+    assert listed() == [(v3, ("staging",), "staging"), (v2, (), "superseded"), (v1, ("production",), "production")]
+    assert promote(tracking, channel, "lstm", settings, version=v2).promoted
+    assert not promote(tracking, channel, "lstm", settings, version=v1).promoted  # archived v1 tried again
+    assert listed() == [
+        (v3, ("staging",), "staging"),
+        (v2, ("production",), "production"),
+        (v1, ("archived",), "archived"),
+    ]
+    assert tracking.client.get_model_version(NAME, v1).tags["pdm.gate.decision"] == "rejected"

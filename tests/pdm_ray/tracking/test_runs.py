@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import re
+import shutil
 import socket
 from pathlib import Path
 
@@ -10,6 +13,7 @@ from pdm_ray.config import Settings
 from pdm_ray.errors import TrackingError
 from pdm_ray.tracking.runs import (
     PARENT_RUN_TAG,
+    code_version,
     connect,
     connect_settings,
     default_artifact_location,
@@ -117,3 +121,14 @@ def test_an_unusable_cache_leaves_the_schema_to_mlflow(tmp_path: Path, monkeypat
     assert not db.exists() and not list(db.parent.iterdir())
     tracking = connect(f"sqlite:///{db}", "exp")
     assert tracking.client.get_experiment_by_name("exp") is not None
+
+
+def test_code_version_is_the_package_version_plus_the_commit_and_needs_no_git(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    version = importlib.metadata.version("pdm-ray")
+    found = code_version.__wrapped__()  # not the cached value
+    if shutil.which("git") and (Path(__file__).resolve().parents[3] / ".git").exists():  # a checkout
+        assert re.fullmatch(rf"{re.escape(version)}\+git\.[0-9a-f]{{40}}(\.dirty)?", found), found
+    monkeypatch.setenv("PATH", "")  # no git
+    assert code_version.__wrapped__() == version
