@@ -163,11 +163,25 @@ class Fleet:
         """
         return await self._sensor(sensor_id, create=False).status.remote()
 
-    async def status_all(self, sensor_ids: list[str] | None = None) -> list[SensorStatus]:
-        """Statuses of ``sensor_ids`` (default: every sensor listed), gathered in one await."""
+    async def status_all(self, sensor_ids: list[str] | None = None) -> list[SensorStatus | tuple[str, str]]:
+        """Statuses of ``sensor_ids`` (default: every sensor listed), gathered in one await.
+
+        A sensor whose actor cannot answer (e.g. it failed to recover a damaged snapshot or
+        WAL) comes back as ``(sensor_id, error)``, as ``pdm-ray fleet status`` lists unreadable
+        stored state, so one broken sensor does not hide the others.
+        """
         ids = sensor_ids if sensor_ids is not None else await self.list_sensors()
-        handles = [self._sensor(sid, create=False) for sid in ids]
-        return list(await asyncio.gather(*(h.status.remote() for h in handles)))
+
+        async def one(sensor_id: str) -> SensorStatus | tuple[str, str]:
+            try:
+                return await self._sensor(sensor_id, create=False).status.remote()
+            except (RayError, PdmError) as exc:
+                # A Ray error's last line is its root cause, e.g. the sensor's error on recovery.
+                error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+                logger.warning("sensor %s: no status: %s", sensor_id, error)
+                return sensor_id, error
+
+        return list(await asyncio.gather(*(one(sid) for sid in ids)))
 
     async def recent(self, sensor_id: str, n: int = 10) -> list[AnomalyEvent]:
         """A sensor's newest ``n`` anomaly events."""
@@ -232,6 +246,8 @@ class Fleet:
         now = time.time()
         decisions: list[Decision] = []
         for status in statuses:
+            if isinstance(status, tuple):
+                continue  # its actor does not answer: nothing to observe this round
             sid = status.sensor_id
             model = models.get(sid)
             manual = self._manual.pop(sid, None)

@@ -2,10 +2,11 @@
 
 Sensor actors call it through ``ModelHostForecaster``. A sensor's model comes from
 ``load`` (a saved model directory) or, on first use, from the registry: the version behind
-the ``production`` alias of ``pdm-<sensor>-<kind>`` (``pdm_ray.tracking``). Registry models
-are re-resolved every ``actors.model_retry_s`` seconds, so a promotion reaches the stream
-without a restart. Predictions use the model's own normalizer and come back in the sensor's
-units (``pdm_ray.tracking.pyfunc.forecast``).
+the ``production`` alias of ``pdm-<sensor>-<kind>`` (``pdm_ray.tracking``) for the first
+kind in ``serve.model_kinds`` that has one, as the Serve API and the dashboard resolve it.
+Registry models are re-resolved every ``actors.model_retry_s`` seconds, so a promotion
+reaches the stream without a restart. Predictions use the model's own normalizer and come
+back in the sensor's units (``pdm_ray.tracking.pyfunc.forecast``).
 
 JAX, Flax and MLflow are imported inside the methods, never at module level: every process
 that receives a handle to this actor (each sensor actor, through ``ModelHostForecaster``)
@@ -140,7 +141,7 @@ class ModelHost:
 
         tracking = connect_settings(self._settings)
         try:
-            version = production_version(tracking, sensor_id)
+            version = production_version(tracking, sensor_id, tuple(self._settings.serve.model_kinds))
         except UnknownSensorError:
             self._models.pop(sensor_id, None)
             raise

@@ -27,8 +27,9 @@
     return el;
   }
   const $ = (id) => document.getElementById(id);
+  // `digits` significant digits without trailing zeros: 100 -> "100", 0.1200 -> "0.12", 1.5e-7 -> "1.5e-7".
   const fmtNum = (v, digits = 3) =>
-    v === null || v === undefined || Number.isNaN(v) ? "–" : Number(v).toPrecision(digits).replace(/\.?0+$/, "");
+    v === null || v === undefined || Number.isNaN(v) ? "–" : String(Number(Number(v).toPrecision(digits)));
   const fmtInt = (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US"));
   function fmtTime(epochS) {
     if (epochS === null || epochS === undefined) return "–";
@@ -74,7 +75,7 @@
   function renderSummary(view) {
     const sensors = view.sensors;
     $("t-sensors").textContent = sensors.length;
-    $("t-scoring").textContent = sensors.filter((s) => s.status.scoring === "scoring").length;
+    $("t-scoring").textContent = sensors.filter((s) => s.status?.scoring === "scoring").length;
     $("t-critical").textContent = view.alerts.filter((a) => a.level === "critical").length;
     $("t-warning").textContent = view.alerts.filter((a) => a.level === "warning").length;
     $("t-events").textContent = sensors.reduce((n, s) => n + (s.kpis.events_last_hour || 0), 0);
@@ -113,6 +114,8 @@
     return h("td", { class: `num ${cls}`, title }, `${r.toFixed(2)}×`);
   }
 
+  const scoringText = (s) => (s.status ? s.status.scoring.replace("_", " ") : "unavailable");
+
   function renderFleet(view) {
     const tbody = $("fleet").querySelector("tbody");
     if (!view.sensors.length) {
@@ -121,7 +124,7 @@
     }
     tbody.replaceChildren(
       ...view.sensors.map((s) => {
-        const st = s.status;
+        const st = s.status || {}; // null when the sensor's actor does not answer (s.status_error says why)
         const last = s.recent_events.length ? s.recent_events[s.recent_events.length - 1] : null;
         return h(
           "tr",
@@ -132,7 +135,7 @@
           },
           h("td", {}, h("span", { class: `dot ${s.state}` }), h("a", { href: `#sensor=${encodeURIComponent(s.sensor_id)}` }, s.sensor_id)),
           h("td", {}, badge(s.state)),
-          h("td", { title: st.scoring_detail }, st.scoring.replace("_", " ")),
+          h("td", { title: st.scoring_detail ?? s.status_error }, scoringText(s)),
           h("td", { class: "num" }, fmtInt(st.readings)),
           h(
             "td",
@@ -171,10 +174,10 @@
       alertsBox.replaceChildren();
       return;
     }
-    const st = s.status;
+    const st = s.status || {};
     chips.replaceChildren(
       badge(s.state),
-      h("span", { class: "chip" }, `scoring: ${st.scoring.replace("_", " ")}`),
+      h("span", { class: "chip", title: s.status_error }, `scoring: ${scoringText(s)}`),
       h("span", { class: "chip" }, `readings ${fmtInt(st.readings)}`),
       h("span", { class: "chip" }, `RMSE ${fmtNum(s.kpis.rolling_rmse)}` + (s.kpis.validation_rmse ? ` / val ${fmtNum(s.kpis.validation_rmse)}` : "")),
       h("span", { class: "chip" }, `drift ${st.drift_severity ?? "–"}`),

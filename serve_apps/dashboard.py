@@ -118,6 +118,33 @@ def _sensor_state(status: dict[str, Any], alerts: list[dict[str, Any]]) -> str:
     return "ok" if status.get("scoring") == "scoring" else "idle"
 
 
+def _model_ref(version: VersionInfo | None) -> dict[str, str] | None:
+    return None if version is None else {"name": version.name, "version": version.version}
+
+
+def _unavailable_row(sensor_id: str, error: str, version: VersionInfo | None) -> dict[str, Any]:
+    """The fleet row of a sensor whose actor does not answer: ``critical``, no status, one alert."""
+    alert = {
+        "sensor_id": sensor_id,
+        "kind": "unavailable",
+        "level": AlertLevel.CRITICAL.value,
+        "message": f"{sensor_id}: its actor does not answer: {error}",
+        "value": None,
+        "limit": None,
+    }
+    kpis = dict.fromkeys(("rolling_rmse", "rolling_points", "validation_rmse", "rmse_ratio", "events_last_hour"))
+    return {
+        "sensor_id": sensor_id,
+        "state": "critical",
+        "status": None,
+        "status_error": error,
+        "recent_events": [],
+        "model": _model_ref(version),
+        "kpis": kpis,
+        "alerts": [alert],
+    }
+
+
 class Dashboard:
     """The data behind the page: the Fleet actor, the registry and the retraining history.
 
@@ -134,7 +161,7 @@ class Dashboard:
         self.fleet = fleet
         self.tracking = tracking
         self._versions = _TtlCache(self.cfg.registry_ttl_s)
-        self._validation: dict[tuple[str, str], float | None] = {}
+        self._validation: dict[tuple[str, str], tuple[float | None, float]] = {}  # -> (rmse, expires)
         self._history: RetrainingHistory | None = None
 
     async def versions(self) -> list[VersionInfo]:
@@ -142,16 +169,23 @@ class Dashboard:
         return await self._versions.get(lambda: asyncio.to_thread(list_versions, self.tracking))
 
     async def _validation_rmse(self, version: VersionInfo) -> float | None:
+        """A version's validation RMSE in sensor units (None when it has none or it cannot be read).
+
+        An answer is kept for good, as a version never changes; a failed read only for
+        ``registry_ttl_s``, as it may be transient (a locked database, an unreachable store).
+        """
         key = (version.name, version.version)
-        if key not in self._validation:  # a version never changes: ask once
-            try:
-                self._validation[key] = await asyncio.to_thread(
-                    validation_rmse, self.tracking, version.name, version.version
-                )
-            except PdmError as exc:
-                logger.warning("%s version %s: no validation RMSE: %s", version.name, version.version, exc)
-                self._validation[key] = None
-        return self._validation[key]
+        hit = self._validation.get(key)
+        if hit is not None and time.monotonic() < hit[1]:
+            return hit[0]
+        try:
+            rmse = await asyncio.to_thread(validation_rmse, self.tracking, version.name, version.version)
+            expires = float("inf")
+        except PdmError as exc:
+            logger.warning("%s version %s: no validation RMSE: %s", version.name, version.version, exc)
+            rmse, expires = None, time.monotonic() + self.cfg.registry_ttl_s
+        self._validation[key] = (rmse, expires)
+        return rmse
 
     def _production(self, versions: list[VersionInfo]) -> dict[str, VersionInfo]:
         """Sensor id -> production version, the first of ``serve.model_kinds`` that has one."""
@@ -168,16 +202,20 @@ class Dashboard:
         """Per sensor (worst state first): status, last anomalies, production model, KPIs, alerts, state.
 
         ``state`` is ``critical`` or ``warning`` after the worst alert, else ``ok`` while
-        scoring and ``idle`` otherwise (warming up, no model, forecaster failing).
+        scoring and ``idle`` otherwise (warming up, no model, forecaster failing). A sensor
+        whose actor does not answer has ``status`` null, the reason in ``status_error`` and
+        a critical ``unavailable`` alert.
         """
         if self.fleet is None:
             raise ApiError(503, "fleet_unavailable", "the Fleet actor is not configured for this API")
-        statuses, versions = await asyncio.gather(self.fleet.status_all(), self.versions())
-        statuses = jsonable(statuses)
+        answers, versions = await asyncio.gather(self.fleet.status_all(), self.versions())
+        # The Fleet answers (sensor_id, error) for a sensor whose actor does not answer.
+        unavailable = dict(a for a in answers if isinstance(a, tuple))
+        statuses = jsonable([a for a in answers if not isinstance(a, tuple)])
         ids = [s["sensor_id"] for s in statuses]
         keep = self.settings.actors.recent_events
         events = jsonable(await asyncio.gather(*(self.fleet.recent(sid, keep) for sid in ids)))
-        production = {sid: v for sid, v in self._production(versions).items() if sid in ids}
+        production = {sid: v for sid, v in self._production(versions).items() if sid in ids or sid in unavailable}
         rmses = await asyncio.gather(*(self._validation_rmse(v) for v in production.values()))
         validation = dict(zip(production, rmses, strict=True))
         sensors, everything = [], []
@@ -198,14 +236,14 @@ class Dashboard:
             )
             alerts = [a.to_dict() for a in sensor_alerts(kpis, self.cfg)]
             everything.extend(alerts)
-            model = None if version is None else {"name": version.name, "version": version.version}
             sensors.append(
                 {
                     "sensor_id": sid,
                     "state": _sensor_state(status, alerts),
                     "status": status,
+                    "status_error": None,
                     "recent_events": recent[-self.cfg.recent_events :] if self.cfg.recent_events else [],
-                    "model": model,
+                    "model": _model_ref(version),
                     "kpis": {
                         "rolling_rmse": kpis.rolling_rmse,
                         "rolling_points": kpis.rolling_points,
@@ -216,6 +254,10 @@ class Dashboard:
                     "alerts": alerts,
                 }
             )
+        for sid, error in unavailable.items():
+            row = _unavailable_row(sid, error, production.get(sid))
+            everything.extend(row["alerts"])
+            sensors.append(row)
         sensors.sort(key=lambda s: (_STATE_ORDER[s["state"]], s["sensor_id"]))
         everything.sort(key=lambda a: (a["level"] != AlertLevel.CRITICAL.value, a["sensor_id"], a["kind"]))
         return {

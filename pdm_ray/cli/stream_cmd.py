@@ -92,6 +92,21 @@ async def _replay_all(handles: dict[str, Any], replays: list[Replay], speed: flo
     return {r.channel.id: acks for r, acks in zip(replays, results, strict=True)}
 
 
+def _statuses(fleet: Any, ids: list[str]) -> list[SensorStatus]:
+    """The sensors' statuses, or one line naming each sensor whose actor does not answer.
+
+    Raises:
+        DataError: a sensor's actor is broken (e.g. its stored state is damaged).
+    """
+    import ray
+
+    answers = ray.get(fleet.status_all.remote(ids))
+    broken = [f"sensor {a[0]}: its actor does not answer: {a[1]}" for a in answers if isinstance(a, tuple)]
+    if broken:
+        raise DataError("; ".join(broken) + " (--fresh starts it over without its stored state)")
+    return answers
+
+
 def stream(args: argparse.Namespace) -> int:
     import ray
 
@@ -113,7 +128,7 @@ def stream(args: argparse.Namespace) -> int:
     if args.fresh:
         ray.get([fleet.remove.remote(cid, True) for cid in ids])
     handles = ray.get(fleet.sensors.remote(ids))
-    before = ray.get(fleet.status_all.remote(ids))
+    before = _statuses(fleet, ids)
     replays = [plan_replay(c, s, args.batch_size) for c, s in zip(channels, before, strict=True)]
     total = sum(len(c.test) for c in channels)
     print(f"streaming {len(channels)} channel(s), {total} readings in batches of {args.batch_size} from {data_dir}")
@@ -121,7 +136,7 @@ def stream(args: argparse.Namespace) -> int:
         bar.unit = "pt"
         acks = asyncio.run(_replay_all(handles, replays, args.speed, bar))
     ray.get([handle.checkpoint.remote() for handle in handles.values()])  # a restart need not replay this run
-    after = {s.sensor_id: s for s in ray.get(fleet.status_all.remote(ids))}
+    after = {s.sensor_id: s for s in _statuses(fleet, ids)}
     rows, counts = [], []
     for replay in replays:
         cid = replay.channel.id

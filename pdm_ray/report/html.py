@@ -1,10 +1,10 @@
 """The run report: one self-contained HTML file with Plotly figures.
 
-Per sensor it shows the telemetry with its forecast and the predicted (red) and labelled
-(green) anomaly bands, and the smoothed errors against the dynamic threshold. Across sensors:
-the point-level confusion matrix, ROC curves, the KPI table, drift and quality summaries, and
-model versions with links to their MLflow runs. Plotly's JavaScript is inlined once, so the
-file opens offline.
+Per sensor it shows the telemetry with its forecast and the predicted (red; orange: still open
+when the series ended) and labelled (green) anomaly bands, and the smoothed errors against the
+dynamic threshold. Across sensors: the point-level confusion matrix, ROC curves, the KPI table,
+drift and quality summaries, and model versions with links to their MLflow runs. Plotly's
+JavaScript is inlined once, so the file opens offline.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ class SensorReport:
 
     ``values`` covers the whole test series ``[T]``; ``forecast``, ``smoothed_errors``,
     ``threshold`` and ``point_scores`` cover indices ``offset .. T-1`` (``offset`` = l_s).
-    Intervals are inclusive test-series indices.
+    Intervals are inclusive test-series indices. ``predicted`` are the detector's final
+    sequences; ``still_open`` is the one it had not closed when the series ended (counted in
+    ``counts``, drawn in orange).
     """
 
     sensor_id: str
@@ -41,6 +43,7 @@ class SensorReport:
     labelled: tuple[tuple[int, int], ...]
     kpis: dict[str, float]
     counts: dict[str, int] | None
+    still_open: tuple[int, int] | None = None
     model_name: str = ""
     model_version: str = ""
     run_url: str = ""
@@ -89,6 +92,9 @@ def sensor_figure(s: SensorReport) -> go.Figure:
         fig.add_vrect(x0=start, x1=end, fillcolor="#2ca02c", opacity=0.25, line_width=0, row="all", col=1)
     for start, end in s.predicted:
         fig.add_vrect(x0=start, x1=end, fillcolor="#d62728", opacity=0.2, line_width=0, row="all", col=1)
+    if s.still_open is not None:
+        start, end = s.still_open
+        fig.add_vrect(x0=start, x1=end, fillcolor="#ff7f0e", opacity=0.2, line_width=0, row="all", col=1)
     fig.update_layout(height=460, margin={"l": 40, "r": 10, "t": 40, "b": 30}, legend={"orientation": "h"})
     return fig
 

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 import ray
+from ray.exceptions import RayActorError
 
 from actors.fleet import find_fleet, fleet_handle
 from actors.forecaster import PersistenceForecaster
@@ -38,6 +39,22 @@ def test_fleet_creates_routes_lists_and_survives_its_restart(ray_actors: None, t
     assert ray.get(fleet.list_sensors.remote()) == ["A-1", "B-2", "C-3"]
     assert ray.get(fleet.status.remote("A-1")).readings == 40
     assert ray.get(fleet.ingest.remote("A-1", batches[2])).seq == 2
+
+
+def test_one_broken_sensor_does_not_hide_the_others(ray_actors: None, tmp_path: Path) -> None:
+    settings = small_settings(tmp_path)
+    fleet = fleet_handle(settings, PersistenceForecaster(), name="fleet-broken")
+    ray.get([fleet.ingest.remote("A-1", b) for b in sine_batches(60, 20)])
+    damaged = tmp_path / "sensors" / "D-4"
+    damaged.mkdir()
+    (damaged / "snapshot.npz").write_bytes(b"not a snapshot")  # its actor fails to recover it
+    statuses = ray.get(fleet.status_all.remote())
+    assert [getattr(s, "readings", None) for s in statuses] == [60, None]
+    sensor_id, error = statuses[1]
+    assert sensor_id == "D-4" and "DataError" in error and "D-4/snapshot.npz: not a readable snapshot" in error
+    with pytest.raises(RayActorError):  # one sensor's status still fails on its own
+        ray.get(fleet.status.remote("D-4"))
+    assert ray.get(fleet.check_retraining.remote()) == []  # the round skips it
 
 
 def test_remove_stops_the_actor_and_optionally_the_state(ray_actors: None, tmp_path: Path) -> None:

@@ -7,12 +7,14 @@ import ray
 from actors.forecaster import ModelHostForecaster
 from actors.model_host import ModelHost
 from actors.sensor import SensorActor, absolute_paths
-from pdm_ray.config import LSTMSettings, TrainSettings
+from pdm_ray.config import LSTMSettings, TrackingSettings, TrainSettings
 from pdm_ray.data.windows import make_windows
 from pdm_ray.errors import UnknownSensorError
 from pdm_ray.models import ModelSpec, load_model, save_model, train
 from pdm_ray.streaming import Scoring
 from pdm_ray.tracking.pyfunc import forecast
+from pdm_ray.tracking.runs import connect_settings
+from tests.serve_apps.support import register
 
 from .conftest import sine_batches, small_settings
 
@@ -54,3 +56,22 @@ def test_sensor_actors_score_through_the_shared_host_without_jax(
     assert other.scoring == Scoring.NO_MODEL and "no model loaded" in other.scoring_detail and other.readings == 100
     assert "jax" not in ray.get(scored.process_info.remote()).modules
     assert [m.sensor_id for m in ray.get(host.models.remote())] == ["M-1"]
+
+
+def test_registry_models_are_resolved_in_serve_model_kinds_order(
+    ray_actors: None, tmp_path: Path, model_dir: Path, mlflow_uri: str
+) -> None:
+    """As the Serve API and the dashboard resolve a sensor's production model: ``serve.model_kinds`` in order."""
+    settings = small_settings(tmp_path).model_copy(update={"tracking": TrackingSettings(uri=mlflow_uri)})
+    register(connect_settings(settings), "M-1", load_model(model_dir), production=True)  # pdm-M-1-lstm
+    window = sine_batches(40, 40)[0].values
+
+    def host(kinds: list[str]) -> ray.actor.ActorHandle:
+        serve = settings.serve.model_copy(update={"model_kinds": kinds})
+        return ModelHost.remote(absolute_paths(settings.model_copy(update={"serve": serve})).model_dump(mode="json"))
+
+    with pytest.raises(UnknownSensorError, match=r"no registered model \(pdm-M-1-transformer\)"):
+        ray.get(host(["transformer"]).predict.remote("M-1", window))
+    fallback = host(["transformer", "lstm"])
+    assert ray.get(fallback.predict.remote("M-1", window)).shape == (35,)
+    assert [m.source for m in ray.get(fallback.models.remote())] == ["pdm-M-1-lstm/1"]

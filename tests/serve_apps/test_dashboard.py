@@ -12,13 +12,18 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import numpy as np
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from pdm_ray.config import Settings
@@ -86,6 +91,116 @@ def test_fleet_view_shows_a_non_finite_statistic_as_null(registry: Registry) -> 
     assert r.status_code == 200, r.text
     (s1,) = r.json()["sensors"]
     assert (s1["status"]["rolling_mse"], s1["kpis"]["rolling_rmse"], s1["kpis"]["rmse_ratio"]) == (None, None, None)
+
+
+def _scoring(sensor_id: str, rolling_mse: float) -> dict[str, object]:
+    status = {"sensor_id": sensor_id, "scoring": "scoring", "scoring_detail": "scored", "readings": 600}
+    return {**status, "rolling_mse": rolling_mse, "rolling_points": 500, "last_timestamp": START}
+
+
+class StubFleet:
+    """The Fleet as the dashboard asks it, with fixed answers; ``(id, error)``: that sensor's actor is broken."""
+
+    def __init__(self, *answers: dict[str, object] | tuple[str, str]) -> None:
+        self.answers = list(answers)
+
+    async def status_all(self) -> list[dict[str, object] | tuple[str, str]]:
+        return self.answers
+
+    async def recent(self, sensor_id: str, n: int) -> list[dict[str, object]]:
+        if (sensor_id, BROKEN) in self.answers:
+            raise RuntimeError(f"sensor {sensor_id}: its actor is dead")
+        return []
+
+
+BROKEN = "pdm_ray.errors.DataError: sensors/B-0/snapshot.npz: not a readable snapshot"
+
+
+def test_a_failed_validation_rmse_read_is_tried_again(registry: Registry) -> None:
+    """A transient registry failure must not turn the forecast alert off for the replica's lifetime."""
+    from pdm_ray.models.persistence import MODEL_FILE
+
+    dash = registry.settings.dashboard.model_copy(update={"registry_ttl_s": 0.0})
+    settings = registry.settings.model_copy(update={"dashboard": dash})
+    app = local_app(settings)
+    install_dashboard(app, Dashboard(settings, StubFleet(_scoring("S-1", 1.0)), connect_settings(settings)))
+    source = registry.tracking.client.get_model_version("pdm-S-1-lstm", "1").source
+    model_json = next(Path(urlparse(source).path).rglob(MODEL_FILE))
+    away = model_json.with_name("away.json")
+    with TestClient(app) as client:
+        model_json.rename(away)
+        try:
+            (unreadable,) = client.get("/dashboard/api/fleet").json()["sensors"]
+        finally:
+            away.rename(model_json)
+        (readable,) = client.get("/dashboard/api/fleet").json()["sensors"]
+    assert unreadable["kpis"]["validation_rmse"] is None and unreadable["alerts"] == []
+    model = registry.models[1]
+    expected = math.sqrt(model.val_loss) * model.normalizer["scale"][0]
+    assert readable["kpis"]["validation_rmse"] == pytest.approx(expected, rel=1e-9)
+    assert readable["kpis"]["rmse_ratio"] == pytest.approx(1.0 / expected)
+
+
+def test_a_sensor_whose_actor_is_broken_is_a_critical_row(registry: Registry) -> None:
+    app = local_app(registry.settings)
+    fleet = StubFleet(_scoring("S-1", 0.01), ("B-0", BROKEN))
+    install_dashboard(app, Dashboard(registry.settings, fleet, connect_settings(registry.settings)))
+    with TestClient(app) as client:
+        r = client.get("/dashboard/api/fleet")
+    assert r.status_code == 200, r.text
+    broken, s1 = r.json()["sensors"]
+    assert (broken["sensor_id"], broken["state"], broken["status"], broken["status_error"]) == (
+        "B-0",
+        "critical",
+        None,
+        BROKEN,
+    )
+    assert [(a["kind"], a["level"]) for a in broken["alerts"]] == [("unavailable", "critical")]
+    assert (s1["sensor_id"], s1["status"]["readings"], s1["status_error"]) == ("S-1", 600, None)
+    assert r.json()["alerts"][0]["sensor_id"] == "B-0"
+
+
+@contextlib.contextmanager
+def uvicorn_serving(app: FastAPI) -> Iterator[str]:
+    """``app`` on a free loopback port in a thread of this process, for a browser to load."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_page_shows_a_broken_sensor_and_whole_numbers(registry: Registry) -> None:
+    """The page renders a sensor without status, and a rolling RMSE of 100 as 100."""
+    app = local_app(registry.settings)
+    fleet = StubFleet(_scoring("U-1", 10_000.0), ("B-0", BROKEN))  # U-1: no model, RMSE 100 shown as is
+    install_dashboard(app, Dashboard(registry.settings, fleet, connect_settings(registry.settings)))
+    with uvicorn_serving(app) as url, _browser_or_skip() as browser:
+        browser.open(f"{url}/dashboard")
+        browser.wait_for("pdmDashboard.ticks >= 1")
+        assert browser.evaluate("pdmDashboard.lastError") is None
+        rows = "[...document.querySelectorAll('#fleet tbody tr')]"
+        assert browser.evaluate(f"{rows}.map(r => r.dataset.sensor)") == ["B-0", "U-1"]
+        cells = browser.evaluate(f"{rows}.map(r => [...r.cells].map(c => c.textContent))")
+        assert cells[0][1:4] == ["critical", "unavailable", "–"]
+        assert cells[1][8] == "RMSE 100"
+        assert browser.evaluate("document.getElementById('t-critical').textContent") == "1"
+        browser.evaluate("location.hash = 'sensor=B-0'")
+        browser.wait_for("document.getElementById('sensor-title').textContent === 'B-0'")
+        assert "scoring: unavailable" in browser.evaluate("document.getElementById('sensor-kpis').textContent")
 
 
 # ------------------------------------------------------------------ through Serve

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pdm_ray.report.html import RunReport, SensorReport, render_report
+from pdm_ray.report.html import RunReport, SensorReport, render_report, sensor_figure
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "out" / "test-artifacts"
 
@@ -58,6 +59,17 @@ def test_report_is_self_contained(report_path: Path) -> None:
     assert "id='sensor-A-5'" in text and "id='sensor-NEW-1'" in text
     assert "pdm-A-5-lstm" in text and 'href="http://127.0.0.1:5000/#/experiments/1/runs/abc"' in text
     assert "<h2>Retraining</h2>" in text
+
+
+def test_a_sequence_still_open_at_the_end_is_its_own_band() -> None:
+    shapes = sensor_figure(replace(sensor("A-5", 0, True), still_open=(560, 599))).layout.shapes
+    # labelled (green), predicted (red) and still open (orange), each on both rows
+    assert [(s.x0, s.x1, s.fillcolor) for s in shapes[::2]] == [
+        (310, 330, "#2ca02c"),
+        (300, 340, "#d62728"),
+        (560, 599, "#ff7f0e"),
+    ]
+    assert len(shapes) == 6
 
 
 def _browser_or_skip():
