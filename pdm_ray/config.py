@@ -674,6 +674,13 @@ class Settings(_Section):
             raise ValueError("must not be empty")
         return home
 
+    def public_dump(self) -> dict[str, Any]:
+        """The settings as JSON data to print or write next to results: secrets masked."""
+        data = self.model_dump(mode="json")
+        if data["serve"]["auth_token"] is not None:
+            data["serve"]["auth_token"] = "***"
+        return data
+
     @property
     def tracking_uri(self) -> str:
         """The MLflow tracking URI: the configured one, else SQLite under ``home``."""

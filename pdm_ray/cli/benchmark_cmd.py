@@ -136,5 +136,5 @@ def _meta(
         "wall_seconds": round(wall, 1),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {platform.node()}",
-        "settings": json.loads(settings.model_dump_json()),
+        "settings": settings.public_dump(),
     }

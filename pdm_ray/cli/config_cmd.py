@@ -1,4 +1,4 @@
-"""``pdm-ray config show``: print the resolved configuration."""
+"""``pdm-ray config show``: print the resolved configuration (``serve.auth_token`` masked)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def show_config(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    print(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False).rstrip())
+    print(yaml.safe_dump(settings.public_dump(), sort_keys=False).rstrip())  # serve.auth_token masked
     print(f"# tracking_uri: {settings.tracking_uri}")
     return 0

@@ -125,6 +125,14 @@ def _quality_row(channel_id: str, split: str, report: QualityReport, imputed: ob
     return [channel_id, split, report.status.label, *(report[c].value for c in CHECK_COLUMNS), imputed]
 
 
+def _make_out_dir(path: Path) -> None:
+    """Create an output directory, or say in one line why it cannot be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"--out {path}: cannot create the output directory: {exc}") from exc
+
+
 def prepare_data(args: argparse.Namespace) -> int:
     from pdm_ray.data.pipeline import prepare_channel, save_prepared
 
@@ -132,10 +140,7 @@ def prepare_data(args: argparse.Namespace) -> int:
     ids = channel_ids(args.channels) if args.channels else settings.data.channels or list_channels(args.dir)
     labels = load_labels(args.dir)
     if args.out:  # before any channel is prepared, so a bad --out fails at once
-        try:
-            Path(args.out).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DataError(f"--out {args.out}: cannot create the output directory: {exc}") from exc
+        _make_out_dir(Path(args.out))
     rows: list[list[object]] = []
     summary: dict[str, dict[str, object]] = {}
     for chan_id in ids:
@@ -186,6 +191,7 @@ def train_stage(args: argparse.Namespace) -> int:
     from pdm_ray.models import ModelSpec, save_model, train
 
     settings = settings_from(args)
+    _make_out_dir(Path(args.out))  # before any training, so a bad --out fails at once
     rows = []
     for directory in _prepared_dirs(args.prepared):
         prepared = load_prepared(directory)
@@ -236,6 +242,8 @@ def evaluate_stage(args: argparse.Namespace) -> int:
     from pdm_ray.data.pipeline import load_prepared
 
     settings = settings_from(args)
+    out = Path(args.out)
+    _make_out_dir(out.parent)  # before any scoring, so a bad --out fails at once
     channels: dict[str, dict[str, object]] = {}
     tp = fp = fn = 0
     for directory in _prepared_dirs(args.prepared):
@@ -249,9 +257,10 @@ def evaluate_stage(args: argparse.Namespace) -> int:
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     metrics = {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1, "channels": channels}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(metrics, indent=2) + "\n")
+    try:
+        out.write_text(json.dumps(metrics, indent=2) + "\n")
+    except OSError as exc:
+        raise DataError(f"--out {out}: cannot write the metrics: {exc}") from exc
     rows = [[cid, c["tp"], c["fp"], c["fn"], c["val_mse"]] for cid, c in channels.items()]
     print(format_table(["channel", "tp", "fp", "fn", "val_mse"], rows))
     print(f"\nprecision {precision:.3f}, recall {recall:.3f}, f1 {f1:.3f} -> {out}")

@@ -24,6 +24,15 @@ def test_config_show_prints_resolved_config() -> None:
     assert "l_s: 250" in out.stdout and "tracking_uri: sqlite:///" in out.stdout
 
 
+def test_config_show_masks_the_auth_token() -> None:
+    env = {**os.environ, "PDM_SERVE__AUTH_TOKEN": "s3cret-Xk9"}
+    out = subprocess.run(
+        [sys.executable, "-m", "pdm_ray.cli", "config", "show"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert "s3cret" not in out.stdout and "auth_token: '***'" in out.stdout
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -132,6 +132,11 @@ def test_an_unwritable_out_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Cap
     assert main(args) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"pdm-ray data: error: --out {a_file}: cannot create the output directory: ")
+    for stage in (["train", str(tmp_path), "--out", str(a_file)], ["evaluate", str(tmp_path), str(tmp_path)]):
+        out = a_file / "metrics.json" if stage[0] == "evaluate" else a_file
+        assert main(["data", "stage", *stage, *(["--out", str(out)] if stage[0] == "evaluate" else [])]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert f"--out {a_file}: cannot create the output directory: " in line
 
 
 def test_version_prints_the_content_hash_of_untracked_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
