@@ -95,7 +95,13 @@ def main() -> None:
     print(f"series(2000).to_dict(): median {statistics.median(dicts):.2f} ms")
     state = stream.to_state()["trace"]
     per_snapshot = state["forecast"].nbytes + state["smoothed"].nbytes
-    print(f"memory: 8 bytes per buffered reading; snapshot +{per_snapshot} bytes at {len(state['forecast'])} readings")
+    trace = stream.trace  # its arrays are preallocated at the buffer's capacity
+    assert trace is not None
+    held = sum(v.nbytes for v in vars(trace).values() if isinstance(v, np.ndarray))
+    print(
+        f"memory: {held / trace.capacity:g} bytes per buffered reading (trace arrays {held} bytes / capacity "
+        f"{trace.capacity}); snapshot +{per_snapshot} bytes at {len(state['forecast'])} readings"
+    )
     assert not np.isnan(series.threshold[-1_000:]).any()  # the newest readings were judged
 
 

@@ -16,8 +16,13 @@ For each server and 1 / 16 concurrent clients (keep-alive aiohttp sessions in th
 process, each timed once its connection is open) it runs ``--rounds`` rounds after a
 warm-up and prints the medians over rounds of p50, p99 and throughput, then points/s
 through the bulk ``POST /v1/detect`` (16 windows per request, 4 clients), and the CPU time
-each process spent per request over the 16-client rounds (the proxy, the ``Api`` and
-``SensorModels`` replicas or the uvicorn process, and the client: this process). Usage::
+each process spent per request over the 16-client rounds. Counted: the proxy, the ``Api`` and
+``SensorModels`` replicas or the uvicorn process, and the client (this process: the load
+generator and, in the Serve modes, the Ray driver too); their sum is the printed total. The
+Serve controller, raylet and GCS server are printed beside it, not in it; Ray's log monitor,
+dashboard agent and idle workers are not counted. The bulk rounds time ``--requests`` / 16
+requests (48 at 800), so their "p99" is printed with its count: below 100 latencies
+``np.percentile`` falls between the two largest, i.e. near the max. Usage::
 
     JAX_PLATFORMS=cpu .venv/bin/python benchmarks/serve_load.py [--model paper|small|transformer] [--rounds 3]
 """
@@ -114,6 +119,12 @@ class Round:
     p50_ms: float
     p99_ms: float
     rps: float
+    n: int  # latencies per round that p50 and p99 come from
+
+
+def p99_label(n: int) -> str:
+    """The p99's label with its count: from fewer than 100 latencies ``np.percentile`` lies between the two largest."""
+    return f"p99 (n={n})" if n >= 100 else f"p99 (n={n}: near the max)"
 
 
 async def run_round(url: str, path: str, bodies: list[bytes], clients: int, requests: int) -> Round:
@@ -154,21 +165,29 @@ async def run_round(url: str, path: str, bodies: list[bytes], clients: int, requ
     finally:
         await asyncio.gather(*(s.close() for s in sessions))
     lat = np.sort(np.asarray(latencies)) * 1e3
-    return Round(float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), len(lat) / elapsed)
+    return Round(float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), len(lat) / elapsed, len(lat))
 
 
-# Processes whose CPU time is counted, by a marker in their command line.
+# Processes whose CPU time is counted, by a marker in their command line; ``cpu_seconds`` adds
+# the client (this process: the load generator and, in the Serve modes, also the Ray driver).
 SERVE_PROCESSES = {
     "proxy": "ProxyActor",
     "Api": "ServeReplica:pdm:Api",
     "SensorModels": "ServeReplica:pdm:SensorModels",
+    "ServeController": "ray::ServeController",
 }
 BASELINE_PROCESSES = {"uvicorn": "--baseline-server"}
+# Ray's binaries, by process name among this process's descendants (``ray.init`` starts them).
+RAY_BINARIES = {"raylet": "raylet", "GCS": "gcs_server"}
+# Counted and printed, but kept out of the request path's total: Ray's and Serve's own upkeep.
+OUTSIDE_PATH = ("ServeController", *RAY_BINARIES)
 
 
-def cpu_seconds(markers: dict[str, str]) -> dict[str, float]:
-    """User + system CPU seconds of the processes named by ``markers``, and of this one (the client)."""
-    out = dict.fromkeys(markers, 0.0)
+def cpu_seconds(markers: dict[str, str], binaries: dict[str, str] | None = None) -> dict[str, float]:
+    """User + system CPU seconds of the processes named by ``markers`` (in the command line), of
+    this process's descendants named by ``binaries`` (process name), and of this one (the client)."""
+    binaries = binaries or {}
+    out = dict.fromkeys([*markers, *binaries], 0.0)
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
         for name, marker in markers.items():
@@ -176,18 +195,39 @@ def cpu_seconds(markers: dict[str, str]) -> dict[str, float]:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     times = proc.cpu_times()
                     out[name] += times.user + times.system
+    for proc in psutil.Process().children(recursive=True) if binaries else []:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for name, binary in binaries.items():
+                if proc.name() == binary:
+                    times = proc.cpu_times()
+                    out[name] += times.user + times.system
     own = psutil.Process().cpu_times()
     out["client"] = own.user + own.system
     return out
 
 
+def path_cpu(cpu: dict[str, float]) -> tuple[str, float]:
+    """Which processes the request path's CPU total counts ("proxy+Api+SensorModels+client"), and the total."""
+    path = {k: v for k, v in cpu.items() if k not in OUTSIDE_PATH}
+    return "+".join(path), sum(path.values())
+
+
+def cpu_summary(cpu: dict[str, float]) -> str:
+    """Each counted process's CPU ms per request, the request path's total, and the total with Ray's own."""
+    label, total = path_cpu(cpu)
+    text = ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()) + f"; total {label} {total:.2f}"
+    if outside := [k for k in cpu if k in OUTSIDE_PATH]:
+        text += f"; with {'+'.join(outside)} {sum(cpu.values()):.2f}"
+    return text
+
+
 def measure(
-    url: str, rounds: int, requests: int, processes: dict[str, str]
+    url: str, rounds: int, requests: int, processes: dict[str, str], binaries: dict[str, str] | None = None
 ) -> tuple[dict[str, Round], dict[str, float]]:
     """Medians over rounds for 1 and 16 clients on /detect, and the bulk endpoint.
 
     Also returns each process's CPU milliseconds per request over the 16-client rounds
-    (``processes``, plus the client), to show where a request's cost goes.
+    (``processes`` and ``binaries``, plus the client), to show where a request's cost goes.
     """
     single = [json.dumps({"values": w}, separators=(",", ":")).encode() for w in windows(64)]
     bulk = [
@@ -205,19 +245,23 @@ def measure(
         ("detect, 16 clients", path, single, 16, requests),
         ("bulk /v1/detect (16 windows), 4 clients", "/v1/detect", bulk, 4, max(8, requests // 16)),
     ]:
-        before = cpu_seconds(processes) if clients == 16 else {}
+        before = cpu_seconds(processes, binaries) if clients == 16 else {}
         results = [asyncio.run(run_round(url, p, bodies, clients, n)) for _ in range(rounds)]
         if before:
-            after = cpu_seconds(processes)
+            after = cpu_seconds(processes, binaries)
             sent = rounds * (clients + max(1, n // clients) * clients)  # each client's untimed first request too
             cpu_ms = {k: 1e3 * (after[k] - before[k]) / sent for k in after}
-            print("  CPU ms per request at 16 clients: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu_ms.items()))
-        out[label] = Round(
+            print("  CPU ms per request at 16 clients: " + cpu_summary(cpu_ms))
+        res = out[label] = Round(
             statistics.median(r.p50_ms for r in results),
             statistics.median(r.p99_ms for r in results),
             statistics.median(r.rps for r in results),
+            results[0].n,
         )
-        print(f"  {label}: {out[label]}", flush=True)
+        print(
+            f"  {label}: p50 {res.p50_ms:.1f} ms, {p99_label(res.n)} {res.p99_ms:.1f} ms, {res.rps:.1f} req/s",
+            flush=True,
+        )
     return out, cpu_ms
 
 
@@ -257,6 +301,30 @@ def bench_baseline(home: Path, model: str, rounds: int, requests: int) -> tuple[
         proc.wait(timeout=30)
 
 
+# Serve's switches as off, for each start (``ray/serve/_private/constants.py`` reads them when a
+# process starts; "1" is on). An unset RAY_SERVE_PROXY_USE_GRPC still means gRPC under
+# RAY_SERVE_USE_GRPC_BY_DEFAULT or RAY_SERVE_THROUGHPUT_OPTIMIZED, so off is "0", and those two
+# and HAProxy (which forces direct ingress) are held off too. ``cluster_env`` turns on what the
+# settings ask for; ``replica_env`` (the ``Api`` and ``SensorModels`` runtime env) overrides
+# the two one-event-loop switches, whose default is "1".
+SERVE_SWITCHES_OFF = {
+    "RAY_SERVE_PROXY_USE_GRPC": "0",
+    "RAY_SERVE_USE_GRPC_BY_DEFAULT": "0",
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "0",
+    "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0",
+    "RAY_SERVE_ENABLE_HA_PROXY": "0",
+    "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "1",
+    "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "1",
+}
+# Set by ``cluster_env`` with direct ingress only; removed for starts without it.
+DIRECT_INGRESS_KEYS = (
+    "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT",
+    "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT",
+    "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S",
+    "RAY_SERVE_PORT_QUARANTINE_S",
+)
+
+
 def bench_serve(
     settings: Settings, rounds: int, requests: int, direct: bool = False
 ) -> tuple[dict[str, Round], dict[str, float]]:
@@ -274,8 +342,16 @@ def bench_serve(
     if direct:
         serve_cfg = settings.serve.model_copy(update={"direct_ingress_port": free_port(), "one_event_loop": True})
         settings = settings.model_copy(update={"serve": serve_cfg})
-    env = cluster_env(settings.serve)
-    os.environ.update(env)  # inherited by the raylet and every replica
+    # Every switch set for this start (an "off" one too), so none comes from the caller's shell;
+    # inherited by the raylet and every replica; the caller's values come back afterwards.
+    env = SERVE_SWITCHES_OFF | cluster_env(settings.serve)
+    keys = {*env, *DIRECT_INGRESS_KEYS}
+    saved = {key: os.environ.get(key) for key in keys}
+    for key in keys:
+        if key in env:
+            os.environ[key] = env[key]
+        else:
+            os.environ.pop(key, None)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="pdm-bench")
     try:
         port = free_port()
@@ -283,12 +359,15 @@ def bench_serve(
         serve.run(application(settings), name="pdm", route_prefix="/")
         url = f"http://127.0.0.1:{settings.serve.direct_ingress_port if direct else port}"
         wait_healthy(url)
-        return measure(url, rounds, requests, SERVE_PROCESSES)
+        return measure(url, rounds, requests, SERVE_PROCESSES, RAY_BINARIES)
     finally:
         serve.shutdown()
         ray.shutdown()
-        for key in env:
-            os.environ.pop(key, None)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def main() -> None:
@@ -321,16 +400,25 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)
 
     print(f"\nmedians over {args.rounds} rounds; {args.model} model; {WINDOW}-point windows, l_s=50 (200 scored each)")
-    print(f"{'case':42} {'server':8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'points/s':>10}")
+    print(f"{'case':42} {'server':8} {'p50 ms':>8} {'p99 ms':>8} {'n':>5} {'req/s':>8} {'points/s':>10}")
     for label in plain:
         points = WINDOW * (16 if label.startswith("bulk") else 1)
         for name, res in (("uvicorn", plain[label]), ("serve", served[label]), ("direct", direct[label])):
-            print(f"{label:42} {name:8} {res.p50_ms:8.1f} {res.p99_ms:8.1f} {res.rps:8.1f} {res.rps * points:10.0f}")
+            print(
+                f"{label:42} {name:8} {res.p50_ms:8.1f} {res.p99_ms:8.1f} {res.n:5d} {res.rps:8.1f} "
+                f"{res.rps * points:10.0f}"
+            )
         for name, res in (("serve", served[label]), ("direct", direct[label])):
-            print(f"{'':42} {name + '/uv':8} {'':8} {'':8} {res.rps / plain[label].rps:8.2f}x")
-    print("\nCPU ms per request at 16 clients (all rounds, each client's first request included):")
+            print(f"{'':42} {name + '/uv':8} {'':8} {'':8} {'':5} {res.rps / plain[label].rps:8.2f}x")
+    if few := sorted({res.n for cases in (plain, served, direct) for res in cases.values() if res.n < 100}):
+        print(f"n = latencies per round; with n = {', '.join(map(str, few))} (< 100) the p99 is near the max")
+    print(
+        "\nCPU ms per request at 16 clients (all rounds, each client's first request included); client = this"
+        " process (load generator, and the Ray driver in the Serve modes); total = the processes named in it;"
+        " Ray's log monitor, dashboard agent and idle workers are not counted:"
+    )
     for name, cpu in (("uvicorn", plain_cpu), ("serve", served_cpu), ("direct", direct_cpu)):
-        print(f"  {name:8} " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()) + f"; total {sum(cpu.values()):.2f}")
+        print(f"  {name:8} " + cpu_summary(cpu))
 
 
 if __name__ == "__main__":
