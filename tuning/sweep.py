@@ -28,7 +28,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,7 +132,8 @@ class TrialRunsCallback(MLflowLoggerCallback):
     train on). This keeps the metrics the trainable reports plus Tune's timings, each
     with the step and time of its epoch, and writes a trial's pending epochs in one
     ``log_batch`` once ``flush_seconds`` have passed since its start or last write, and
-    when the trial ends. So a run in the MLflow UI lags its trial by at most ``flush_seconds``.
+    when the trial ends. So a run in the MLflow UI lags its trial by at most ``flush_seconds``
+    (measured with ``clock``, ``time.monotonic`` unless a test passes its own).
 
     Tune ends an experiment it stopped (Ctrl-C) without ending the trials it was running;
     ``on_experiment_end`` closes their runs as KILLED and lists them in ``unfinished``.
@@ -141,9 +142,12 @@ class TrialRunsCallback(MLflowLoggerCallback):
     METRICS = (*EPOCH_METRICS, "time_this_iter_s", "time_total_s")
     MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch
 
-    def __init__(self, *args: Any, flush_seconds: float = 5.0, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, flush_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.flush_seconds = flush_seconds
+        self._clock = clock
         self._pending: dict[Trial, list[Metric]] = {}
         self._written_at: dict[Trial, float] = {}
         self._open: set[Trial] = set()
@@ -162,14 +166,14 @@ class TrialRunsCallback(MLflowLoggerCallback):
             params = [Param(k, str(v)) for k, v in sorted(trial.config.items())]
             MlflowClient(self.tracking_uri).log_batch(run.info.run_id, params=params)
         self._open.add(trial)
-        self._written_at[trial] = time.monotonic()  # so a slow first epoch is written when it arrives
+        self._written_at[trial] = self._clock()  # so a slow first epoch is written when it arrives
 
     def log_trial_result(self, iteration: int, trial: Trial, result: dict[str, Any]) -> None:
         step = int(result[TRAINING_ITERATION])
         stamp = int(time.time() * 1000)
         pending = self._pending.setdefault(trial, [])
         pending.extend(Metric(k, float(result[k]), stamp, step) for k in self.METRICS if k in result)
-        if time.monotonic() - self._written_at[trial] >= self.flush_seconds:
+        if self._clock() - self._written_at[trial] >= self.flush_seconds:
             self._write(trial)
 
     def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
@@ -199,7 +203,7 @@ class TrialRunsCallback(MLflowLoggerCallback):
         client = MlflowClient(self.tracking_uri)
         for start in range(0, len(pending), self.MAX_BATCH):
             client.log_batch(self._trial_runs[trial], metrics=pending[start : start + self.MAX_BATCH])
-        self._written_at[trial] = time.monotonic()
+        self._written_at[trial] = self._clock()
 
 
 def sweep_settings(

@@ -1,6 +1,7 @@
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,23 @@ def test_scoring_with_a_forecaster_reports_events(ray_actors: None, tmp_path: Pa
     assert not {"jax", "flax", "optax", "mlflow", "pandas"} & set(info.modules)
 
 
+CRASH_AFTER_ACKS = 3  # the crash comes when the send path has settled this many of the 17 later batches
+
+
+def _wait_for_restart(actor, old_pid: int) -> int:
+    """The pid of the restarted actor, once it answers from a process other than ``old_pid``.
+
+    ``ray.kill`` returns before the actor's process is gone, so a call may still reach the old
+    one; each call here is retried by Ray until the restarted actor answers it.
+    """
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        pid = ray.get(actor.process_info.remote(), timeout=120).pid
+        if pid != old_pid:
+            return pid
+    raise AssertionError(f"the actor still runs in pid {old_pid}: the crash did not happen")
+
+
 def _crash_and_compare(tmp_path: Path, sensor_id: str, crash) -> None:
     settings = small_settings(tmp_path / "crashing")
     reference = _start(small_settings(tmp_path / "reference"), sensor_id, PersistenceForecaster(), named=False)
@@ -65,14 +83,43 @@ def _crash_and_compare(tmp_path: Path, sensor_id: str, crash) -> None:
     batches = sine_batches(300, 10, spike_at=200)
     ray.get([reference.ingest.remote(b) for b in batches])
     first = ray.get([actor.ingest.remote(b) for b in batches[:13]])  # a snapshot after batch 11, WAL after it
+    old_pid = ray.get(actor.process_info.remote()).pid
+    rest = batches[13:]
 
-    async def produce() -> list:
-        sending = asyncio.ensure_future(send_batches(actor, batches[13:], max_in_flight=8))
-        await asyncio.sleep(0.05)  # batches are in flight when the actor dies
-        crash(actor)
-        return await sending
+    async def produce() -> tuple[list, int, int, int]:
+        acked: list[int] = []
+        pulled = 0
+        crash_now = asyncio.Event()
 
-    later = asyncio.run(produce())
+        def on_ack(ack) -> None:
+            acked.append(ack.seq)
+            if len(acked) == CRASH_AFTER_ACKS:
+                crash_now.set()
+
+        async def counted():
+            nonlocal pulled
+            for batch in rest:
+                pulled += 1  # the send path calls ingest with a batch only after it pulled it
+                yield batch
+
+        sending = asyncio.ensure_future(send_batches(actor, counted(), max_in_flight=8, on_ack=on_ack))
+        crash_due = asyncio.ensure_future(crash_now.wait())
+        await asyncio.wait([sending, crash_due], return_when=asyncio.FIRST_COMPLETED)
+        assert crash_now.is_set() and not sending.done(), f"the stream ended after {len(acked)} acks"
+        acked_at_crash, pulled_at_crash = len(acked), pulled
+        crash(actor, old_pid)
+        new_pid = _wait_for_restart(actor, old_pid)  # batches pulled from here on reach the new process
+        later = await sending
+        assert acked == [a.seq for a in later]
+        return later, acked_at_crash, pulled_at_crash, new_pid
+
+    later, acked_at_crash, pulled_at_crash, new_pid = asyncio.run(produce())
+    # Mid-stream: some batches were acked by the old process, and the others were not even
+    # pulled before the restarted one answered (the send path had pulled at most the acked
+    # ones, the 8 in flight and the one waiting for a free slot).
+    assert CRASH_AFTER_ACKS <= acked_at_crash < len(rest)
+    assert pulled_at_crash <= CRASH_AFTER_ACKS + 8 + 1 < len(rest)
+    assert new_pid != old_pid and ray.get(actor.process_info.remote()).pid == new_pid
     assert [a.seq for a in later] == list(range(13, 30))
     assert sum(a.accepted for a in first + later) + 10 * sum(a.duplicate for a in later) == 300
     assert sum(a.duplicate for a in later) <= 1  # at most the batch whose ack the crash lost
@@ -90,15 +137,12 @@ def _crash_and_compare(tmp_path: Path, sensor_id: str, crash) -> None:
 
 @pytest.mark.slow
 def test_ray_kill_mid_stream_loses_nothing(ray_actors: None, tmp_path: Path) -> None:
-    _crash_and_compare(tmp_path, "K-1", lambda actor: ray.kill(actor, no_restart=False))
+    _crash_and_compare(tmp_path, "K-1", lambda actor, pid: ray.kill(actor, no_restart=False))
 
 
 @pytest.mark.slow
 def test_kill_9_mid_stream_loses_nothing(ray_actors: None, tmp_path: Path) -> None:
-    def kill_9(actor) -> None:
-        os.kill(ray.get(actor.process_info.remote()).pid, signal.SIGKILL)
-
-    _crash_and_compare(tmp_path, "K-2", kill_9)
+    _crash_and_compare(tmp_path, "K-2", lambda actor, pid: os.kill(pid, signal.SIGKILL))
 
 
 def test_reset_reference_survives_a_restart(ray_actors: None, tmp_path: Path) -> None:

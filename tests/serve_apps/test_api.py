@@ -1,12 +1,13 @@
 """The HTTP API in process (plain FastAPI over in-process models and a real registry): every route's
 contract and every kind of bad input, answered 4xx/503 and never 5xx. ``test_serve_app`` repeats the
-essentials through Ray Serve."""
+essentials through Ray Serve. The ``ray``-marked tests put the real ``ActorFleet`` on the session's Ray."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,6 @@ from hypothesis import strategies as st
 
 from pdm_ray.tracking.runs import connect_settings
 from serve_apps.api import create_app
-from serve_apps.errors import ApiError
 from serve_apps.local import LocalModels, local_app
 from serve_apps.versions import registry_versions
 from tests.serve_apps.support import L_S, N_PREDICTIONS, Registry, promote_alias, register, sine_series
@@ -284,17 +284,60 @@ def with_fleet(registry: Registry) -> Callable[..., TestClient]:
     return make
 
 
-def test_status_without_a_running_fleet_keeps_the_model_half(with_fleet: Callable[..., TestClient]) -> None:
-    # What ActorFleet raises when the Fleet actor is not running.
-    down = ApiError(503, "fleet_unavailable", "the Fleet actor 'fleet' is not running in namespace 'pdm'")
-    client = with_fleet(StubFleet(down))
+@pytest.mark.ray
+def test_status_without_a_running_fleet_keeps_the_model_half(
+    ray_cluster: None, with_fleet: Callable[..., TestClient]
+) -> None:
+    """The real ``ActorFleet`` over a Fleet actor name nobody started."""
+    from serve_apps.app import ActorFleet
+
+    client = with_fleet(ActorFleet("no-such-fleet", "pdm-test"))
+    down = {
+        "error": "fleet_unavailable",
+        "detail": "the Fleet actor 'no-such-fleet' is not running in namespace 'pdm-test'",
+        "field": None,
+    }
     r = client.get("/v1/sensors/S-1")
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["model"]["production"] == {"name": "pdm-S-1-lstm", "version": "1"}
     assert (body["status"], body["recent_events"]) == (None, None)
-    assert body["status_error"] == {"error": "fleet_unavailable", "detail": down.detail}
-    assert error_of(client.get("/v1/sensors/N-1"))[:2] == (503, "fleet_unavailable")  # neither half answers
+    assert body["status_error"] == {"error": down["error"], "detail": down["detail"]}
+    neither = client.get("/v1/sensors/N-1")  # neither half answers
+    assert (neither.status_code, neither.json()) == (503, down)
+    listing = client.get("/v1/sensors")
+    assert (listing.status_code, listing.json()) == (503, down)
+
+
+@pytest.mark.ray
+def test_a_fleet_actor_that_died_is_looked_up_again(
+    ray_cluster: None, with_fleet: Callable[..., TestClient], registry: Registry, tmp_path: Path
+) -> None:
+    """``ActorFleet`` forgets a dead Fleet actor and finds the one started under its name next."""
+    import ray
+
+    from actors.fleet import fleet_handle
+    from serve_apps.app import ActorFleet
+
+    settings = registry.settings.model_copy(update={"home": tmp_path})
+    name = "fleet-api-relookup"
+    client = with_fleet(ActorFleet(name, settings.ray.namespace))
+    assert error_of(client.get("/v1/sensors"))[:2] == (503, "fleet_unavailable")  # not started yet
+    started: list[Any] = []
+    try:
+        started.append(fleet_handle(settings, name=name))
+        first = client.get("/v1/sensors")  # a failed lookup is not remembered
+        assert first.status_code == 200 and isinstance(first.json()["sensors"], list), first.text
+        ray.kill(started[0], no_restart=True)
+        died = client.get("/v1/sensors")
+        assert error_of(died)[:2] == (503, "fleet_unavailable")
+        assert died.json()["detail"].startswith("the Fleet actor failed: ")
+        started.append(fleet_handle(settings, name=name))  # a new Fleet under the same name
+        again = client.get("/v1/sensors")
+        assert again.status_code == 200 and isinstance(again.json()["sensors"], list), again.text
+    finally:
+        for handle in started:
+            ray.kill(handle, no_restart=True)
 
 
 def test_non_finite_statistics_are_null(with_fleet: Callable[..., TestClient]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +27,21 @@ class FakeTrial:
         return self.name
 
 
-def _callback(uri: str, flush_seconds: float = 5.0) -> TrialRunsCallback:
+class Clock:
+    """Monotonic seconds that move only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _callback(uri: str, flush_seconds: float = 5.0, clock: Clock | None = None) -> TrialRunsCallback:
     connect(uri, "pdm-ray")  # the sweep creates the store and experiment first
-    callback = TrialRunsCallback(tracking_uri=uri, experiment_name="pdm-ray", flush_seconds=flush_seconds)
+    callback = TrialRunsCallback(
+        tracking_uri=uri, experiment_name="pdm-ray", flush_seconds=flush_seconds, clock=clock or Clock()
+    )
     callback.setup()
     return callback
 
@@ -40,17 +51,24 @@ def _steps(uri: str, run_id: str) -> list[int]:
 
 
 def test_a_first_epoch_slower_than_the_flush_interval_is_written_when_it_arrives(mlflow_uri: str) -> None:
-    callback = _callback(mlflow_uri, flush_seconds=0.2)
+    clock = Clock()
+    callback = _callback(mlflow_uri, flush_seconds=10.0, clock=clock)
     trial = FakeTrial("t-1")
     callback.log_trial_start(trial)
     run_id = callback._trial_runs[trial]
-    time.sleep(0.3)  # the first epoch (compiles included) takes longer than flush_seconds
+    clock.now = 30.0  # the first epoch (compiles included) takes longer than flush_seconds
     callback.log_trial_result(1, trial, {"training_iteration": 1, "val_loss": 0.5})
     assert _steps(mlflow_uri, run_id) == [1]
+    clock.now = 39.0  # a fast epoch, 9 s after the last write, waits for the next write
     callback.log_trial_result(2, trial, {"training_iteration": 2, "val_loss": 0.4})
-    assert _steps(mlflow_uri, run_id) == [1]  # a fast epoch waits for the next write
-    callback.log_trial_end(trial)
-    assert _steps(mlflow_uri, run_id) == [1, 2]
+    assert _steps(mlflow_uri, run_id) == [1]
+    clock.now = 40.0  # 10 s after the last write: epochs 2 and 3 go in one batch
+    callback.log_trial_result(3, trial, {"training_iteration": 3, "val_loss": 0.3})
+    assert _steps(mlflow_uri, run_id) == [1, 2, 3]
+    callback.log_trial_result(4, trial, {"training_iteration": 4, "val_loss": 0.2})
+    assert _steps(mlflow_uri, run_id) == [1, 2, 3]
+    callback.log_trial_end(trial)  # the end writes what is pending, whatever the clock says
+    assert _steps(mlflow_uri, run_id) == [1, 2, 3, 4]
     assert MlflowClient(mlflow_uri).get_run(run_id).info.status == "FINISHED"
 
 

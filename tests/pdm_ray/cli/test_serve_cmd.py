@@ -25,12 +25,14 @@ from pdm_ray.tracking.runs import new_sqlite_store
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_bad_port_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_port_zero_is_a_usage_error_naming_the_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The lower bound, and the option's name rather than ``serve.port`` (test_cli checks 70000)."""
     config = tmp_path / "empty.yaml"
     config.write_text("{}\n")
-    assert main(["serve", "--config", str(config), "--port", "70000"]) == 2
-    err = capsys.readouterr().err
-    assert "--port: Input should be less than 65536 (got 70000)" in err
+    assert main(["serve", "--config", str(config), "--port", "0"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "pdm-ray serve: error: --port: Input should be greater than 0 (got 0)"
+    ]
 
 
 def test_bad_config_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,7 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from pdm_ray.config import load_settings
+from pdm_ray.streaming import SensorStore, SensorStream, StreamSettings, sensor_dir
 
 ROOT = Path(__file__).resolve().parents[3]
 RAY = Path(sys.executable).parent / "ray"
@@ -119,8 +123,16 @@ def test_fleet_job_runs_the_main_job_on_a_started_cluster(head_node: str, tmp_pa
         row = next(line for line in kpis.splitlines() if line.strip().startswith(sensor))
         assert "nan" not in row.lower(), row
     assert (tmp_path / "home" / "mlflow.db").exists()
-    # every accepted reading reached the sensors' write-ahead logs
+    # every reading sent reached the sensors' stored state: rebuilt read-only from each
+    # sensor's snapshot and write-ahead log, it counts every test reading, in 1000-reading batches
     assert {p.name for p in (tmp_path / "home" / "sensors").iterdir()} == {"A-5", "A-6"}
+    settings = load_settings(config, {"PDM_HOME": str(tmp_path / "home")})
+    for sensor in ("A-5", "A-6"):
+        sent = len(np.load(ROOT / "data" / "sample" / "test" / f"{sensor}.npy"))
+        stream = SensorStream(sensor, StreamSettings.from_settings(settings))
+        SensorStore(sensor_dir(settings.home, sensor)).recover(stream, repair=False)
+        status = stream.status()
+        assert (status.readings, status.last_seq) == (sent, -(-sent // 1000) - 1), sensor
 
 
 def test_fleet_job_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,12 @@ import pytest
 
 from pdm_ray.cli import main
 from pdm_ray.data.channels import Channel
+from pdm_ray.data.normalize import Normalizer
 from pdm_ray.models import TrainedModel
-from pdm_ray.tracking.registry import register_version
+from pdm_ray.tracking.registry import register_version, validation_mse, validation_windows
 from pdm_ray.tracking.runs import connect
+
+from .conftest import L_S, N_PRED
 
 
 def test_promote_list_rollback_from_the_command_line(
@@ -29,6 +33,12 @@ def test_promote_list_rollback_from_the_command_line(
     config.write_text(f"home: {tmp_path}\ndata: {{dir: {tmp_path / 'data'}}}\ntracking: {{uri: '{mlflow_uri}'}}\n")
     tracking = connect(mlflow_uri, "pdm-ray")
     gate = ["models", "promote", "S-1", "--config", str(config)]
+    # The bad fixture carries the good model's val_loss; record its own, so the two rows differ.
+    # val_loss is the MSE of the z-scored held-out windows: the raw MSE over the scale squared.
+    raw_x, raw_y = validation_windows(channel.train, L_S, N_PRED, bad_model.train_settings.validation_split)
+    scale = Normalizer.from_dict(bad_model.normalizer).scale[0]
+    bad_model = replace(bad_model, val_loss=validation_mse(bad_model, raw_x, raw_y) / scale**2)
+    assert f"{bad_model.val_loss:.3f}" != f"{good_model.val_loss:.3f}"
 
     for model in (bad_model, good_model):
         run = tracking.client.create_run(tracking.experiment_id)
@@ -40,9 +50,9 @@ def test_promote_list_rollback_from_the_command_line(
 
     assert main(["models", "list", "--channel", "S-1", "--config", str(config)]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
-    assert rows == [
-        ["pdm-S-1-lstm", "2", "production", "production", pytest.approx(rows[0][4])],
-        ["pdm-S-1-lstm", "1", "archived", "archived", pytest.approx(rows[1][4])],
+    assert rows == [  # val_loss printed with 3 decimals
+        ["pdm-S-1-lstm", "2", "production", "production", f"{good_model.val_loss:.3f}"],
+        ["pdm-S-1-lstm", "1", "archived", "archived", f"{bad_model.val_loss:.3f}"],
     ]
 
     assert main(["models", "rollback", "S-1", "--reason", "false alarms", "--config", str(config)]) == 0

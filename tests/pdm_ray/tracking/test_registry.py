@@ -17,6 +17,7 @@ from pdm_ray.data.channels import Channel
 from pdm_ray.data.normalize import Normalizer
 from pdm_ray.data.pipeline import impute_channel
 from pdm_ray.data.windows import make_windows
+from pdm_ray.detection import detect
 from pdm_ray.errors import ConfigError, InvalidChannelError, RegistryError, UnknownSensorError
 from pdm_ray.models import TrainedModel
 from pdm_ray.models.training import persistence_mse
@@ -222,20 +223,60 @@ def test_production_alias_loads_in_a_fresh_process(mlflow_uri: str, channel: Cha
     np.testing.assert_allclose(np.asarray(json.loads(out.stdout)), forecast(good_model, series), rtol=1e-5)
 
 
+# Detector settings for the 200-point test series (180 forecast errors): fewer than one
+# window of 70 x 30 points, so one window judges them all; the EWMA span is int(2100 x 0.001)
+# = 2, so a burst stays sharp; and no warm-up (the default 250 would flatten all 180 smoothed
+# errors into one constant, which flags nothing).
+F1_SETTINGS = {"threshold": {"smoothing_perc": 0.001, "warmup": 0, "error_buffer": 2}}
+BURST = (120, 129)  # inclusive test indices of the labelled burst
+QUIET = (30, 39)  # inclusive test indices where nothing happens
+
+
+def _with_burst(series: np.ndarray) -> np.ndarray:
+    out = series.copy()
+    out[BURST[0] : BURST[1] + 1, 0] += 25.0  # far outside anything seen in train (amplitude 3)
+    return out
+
+
+def _labelled(channel: Channel, test: np.ndarray, *labels: tuple[int, int]) -> Channel:
+    return Channel("S-1", "SYN", channel.train, test, anomalies=labels, classes=("point",) * len(labels))
+
+
+def test_the_detector_catches_the_burst_and_nothing_else(channel: Channel, good_model: TrainedModel) -> None:
+    """The precondition of the F1 tests below: one detected sequence, on the burst."""
+    settings = Settings(**F1_SETTINGS)
+    for test, expected in ((channel.test, 0), (_with_burst(channel.test), 1)):
+        values = test[L_S:, 0]
+        result = detect(forecast(good_model, test) - values, values, settings.threshold)
+        found = [(s.start + L_S, s.end + L_S) for s in result.sequences]
+        assert len(found) == expected, found
+        for start, end in found:
+            assert start <= BURST[1] and end >= BURST[0] and start > QUIET[1], found
+
+
 def test_gate_scores_event_f1_when_the_channel_has_labels(
     mlflow_uri: str, channel: Channel, good_model: TrainedModel
 ) -> None:
-    test = channel.test.copy()
-    test[120:130, 0] += 25.0  # a labelled burst far outside anything seen in train
-    labelled = Channel("S-1", "SYN", channel.train, test, anomalies=((120, 129),), classes=("point",))
+    settings = Settings(**F1_SETTINGS)
+    test = _with_burst(channel.test)
     tracking = connect(mlflow_uri, "pdm-ray")
     _register(tracking, good_model, "labelled")
-    decision = promote(tracking, labelled, "lstm", Settings())
-    assert decision.candidate_f1 is not None and 0.0 <= decision.candidate_f1 <= 1.0
-    assert decision.candidate_f1 == event_f1(good_model, labelled, Settings())
+    decision = promote(tracking, _labelled(channel, test, BURST), "lstm", settings)
+    # The one detection overlaps the one label: tp 1, fp 0, fn 0.
+    assert decision.candidate_f1 == 1.0 and decision.production_f1 is None
     tags = tracking.client.get_model_version(NAME, decision.candidate).tags
-    assert float(tags["pdm.gate.candidate_event_f1"]) == decision.candidate_f1
-    assert event_f1(good_model, channel, Settings()) is None  # no labels, no F1
+    assert float(tags["pdm.gate.candidate_event_f1"]) == 1.0
+
+    # A second label where nothing happened: tp 1, fp 0, fn 1, so precision 1, recall 1/2, F1 2/3.
+    _register(tracking, good_model, "one label missed")
+    decision = promote(tracking, _labelled(channel, test, QUIET, BURST), "lstm", settings)
+    assert decision.candidate_f1 == pytest.approx(2 / 3) and decision.production_f1 == pytest.approx(2 / 3)
+    tags = tracking.client.get_model_version(NAME, decision.candidate).tags
+    assert float(tags["pdm.gate.candidate_event_f1"]) == pytest.approx(2 / 3)
+
+    # Only the quiet stretch labelled: the burst is a false alarm and the label is missed.
+    assert event_f1(good_model, _labelled(channel, test, QUIET), settings) == 0.0
+    assert event_f1(good_model, channel, settings) is None  # no labels, no F1
 
 
 def test_gate_scores_a_channel_with_gaps_as_training_imputed_it(
@@ -244,18 +285,19 @@ def test_gate_scores_a_channel_with_gaps_as_training_imputed_it(
     """A few NaNs in train (inside the held-out windows) and test: training imputes them, so must the gate."""
     train, test = channel.train.copy(), channel.test.copy()
     train[-15:-12, 0] = np.nan
-    test[120:130, 0] += 25.0
+    test = _with_burst(test)
     test[60:62, 0] = np.nan
-    gappy = Channel("S-1", "SYN", train, test, anomalies=((120, 129),), classes=("point",))
+    gappy = Channel("S-1", "SYN", train, test, anomalies=(BURST,), classes=("point",))
     tracking = connect(mlflow_uri, "pdm-ray")
     _register(tracking, good_model, "gappy")
-    decision = promote(tracking, gappy, "lstm", Settings())
+    decision = promote(tracking, gappy, "lstm", Settings(**F1_SETTINGS))
     assert decision.promoted
     filled = impute_channel(gappy, Settings())
     assert np.isfinite(filled.train).all() and np.isfinite(filled.test).all()
     x_val, y_val = validation_windows(filled.train, L_S, N_PRED, 0.2)
     assert decision.candidate_mse == pytest.approx(validation_mse(good_model, x_val, y_val))
-    assert decision.candidate_f1 is not None and decision.candidate_f1 == event_f1(good_model, gappy, Settings())
+    # The filled gap raises no alarm and the burst is caught: tp 1, fp 0, fn 0.
+    assert decision.candidate_f1 == 1.0
 
 
 def test_gate_scores_only_windows_both_models_held_out(
