@@ -272,15 +272,18 @@ class Fleet:
         return decisions
 
     async def settle_retrains(self, wait: bool = False) -> list[HistoryEntry]:
-        """Record the outcome of every finished retrain (with ``wait``, of every running one).
+        """Record the outcome of every finished retrain (with ``wait``, of every one running at the call).
 
         A promotion makes the model host drop the sensor's old model and the sensor take its
         newest readings as the drift reference. Returns the updated history entries.
         """
-        if wait and self._retrains:  # wait outside the lock, so checks go on meanwhile
+        awaited = [entry for _, entry in self._retrains.values()] if wait else []
+        if awaited:  # wait outside the lock, so checks go on meanwhile (and may settle these)
             await asyncio.gather(*(ref for ref, _ in self._retrains.values()), return_exceptions=True)
         async with self._round:
-            return await self._settle_finished()
+            updated = await self._settle_finished()
+        settled_elsewhere = [i for i in awaited if i not in {e.id for e in updated}]
+        return updated + [self._retraining()[1].get(i) for i in settled_elsewhere]
 
     async def _settle_finished(self) -> list[HistoryEntry]:
         from pdm_ray.retraining import Outcome, record_outcome

@@ -382,23 +382,25 @@ def create_app(
         status: Any = None
         recent: Any = None
         status_error: dict[str, str] | None = None
-        model: dict[str, Any] = {}
+        model_exc: PdmError | None = None
         try:
             model = {"production": _model_ref(await production(sensor_id)).model_dump()}
         except PdmError as exc:
-            err = errors.classify(exc)
+            model_exc, err = exc, errors.classify(exc)
             model = {"production": None, "error": err.code, "detail": err.detail}
-            if fleet is None and err.status == 404:
-                raise
         try:
             status = jsonable(await need_fleet().status(sensor_id))
             recent = jsonable(await need_fleet().recent(sensor_id, events)) if events else []
         except PdmError as exc:
             err = errors.classify(exc)
-            # Without an actor or a running Fleet the model half answers alone; a Fleet's
-            # error stands when the model half is missing too.
-            alone = err.status == 404 or err.code == "fleet_unavailable"
-            if not alone or (fleet is not None and model["production"] is None):
+            if err.status not in (404, 503):
+                raise
+            if model_exc is not None:
+                # Neither half answers: 404 only when both say the sensor is unknown; otherwise
+                # the half that could not look (a 503) speaks, the model's first.
+                model_err = errors.classify(model_exc)
+                if fleet is None or (err.status == 404 and model_err.status != 404):
+                    raise model_exc from None
                 raise
             status_error = {"error": err.code, "detail": err.detail}
         return JSONResponse(

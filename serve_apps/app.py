@@ -20,7 +20,7 @@ from typing import Any
 
 import ray
 from ray import serve
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayTaskError
 from ray.serve import Application
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
@@ -125,6 +125,10 @@ class ActorFleet:
         try:
             return await getattr(self._actor, method).remote(*args)
         except RayActorError as exc:
+            if isinstance(exc, RayTaskError):  # the Fleet ran and a sensor's actor failed under it
+                cause = str(exc.cause if isinstance(exc.cause, BaseException) else exc).strip().splitlines()
+                detail = f"the sensor's actor failed: {cause[-1] if cause else type(exc).__name__}"
+                raise ApiError(503, "sensor_unavailable", detail) from exc
             self._actor = None
             raise ApiError(503, "fleet_unavailable", f"the Fleet actor failed: {type(exc).__name__}") from exc
 

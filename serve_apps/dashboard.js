@@ -161,9 +161,23 @@
     return m ? decodeURIComponent(m[1]) : null;
   }
 
+  // The plot and events table show one sensor: never another's under this one's title.
+  function clearSeries() {
+    if (state.plotted === null) return;
+    Plotly.purge("sensor-plot");
+    $("sensor-events").querySelector("tbody").replaceChildren();
+    state.plotted = null;
+  }
+  // A sensor whose actor does not answer (status null in the fleet view) has no series to fetch.
+  function hasSeries(id) {
+    const s = state.fleet ? state.fleet.sensors.find((x) => x.sensor_id === id) : null;
+    return !s || s.status !== null;
+  }
+
   function renderSensorHeader(id) {
     const card = $("sensor-card");
     card.hidden = !id;
+    if (state.plotted !== id) clearSeries();
     if (!id) return;
     $("sensor-title").textContent = id;
     const s = state.fleet ? state.fleet.sensors.find((x) => x.sensor_id === id) : null;
@@ -315,7 +329,7 @@
         renderSensorHeader(state.selected);
       }),
     ];
-    if (id) jobs.push(api(`/v1/sensors/${encodeURIComponent(id)}/series?n=${POINTS}`).then((s) => id === state.selected && renderSeries(s)));
+    if (id && hasSeries(id)) jobs.push(api(`/v1/sensors/${encodeURIComponent(id)}/series?n=${POINTS}`).then((s) => id === state.selected && renderSeries(s)));
     if (slow) {
       jobs.push(api("/dashboard/api/models").then(renderModels));
       jobs.push(api("/dashboard/api/retraining").then(renderHistory));
@@ -344,11 +358,13 @@
     for (const row of document.querySelectorAll("#fleet tr.row")) row.classList.toggle("selected", row.dataset.sensor === state.selected);
     renderSensorHeader(state.selected);
     if (state.selected) {
-      api(`/v1/sensors/${encodeURIComponent(state.selected)}/series?n=${POINTS}`)
-        .then((s) => s.sensor_id === state.selected && renderSeries(s))
-        .catch((err) => {
-          $("sensor-alerts").replaceChildren(h("div", { class: "inline-alert critical" }, err.message));
-        });
+      if (hasSeries(state.selected)) {
+        api(`/v1/sensors/${encodeURIComponent(state.selected)}/series?n=${POINTS}`)
+          .then((s) => s.sensor_id === state.selected && renderSeries(s))
+          .catch((err) => {
+            $("sensor-alerts").replaceChildren(h("div", { class: "inline-alert critical" }, err.message));
+          });
+      }
       $("sensor-card").scrollIntoView({ behavior: "smooth", block: "start" });
     }
   }

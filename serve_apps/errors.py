@@ -91,19 +91,21 @@ def classify(exc: BaseException) -> HttpError:
     return HttpError(500, "internal", f"internal error: {type(exc).__name__}", None)
 
 
-def _request_path(loc: Sequence[str | int], body: Any) -> list[str]:
+def _request_path(loc: Sequence[str | int], body: Any, missing: bool) -> list[str]:
     """A body error's ``loc`` as a path into the request body.
 
     For a union, pydantic adds the member that failed (``timestamps.0.constrained-float``);
-    such a part names nothing in the body, since the value there is not an object.
+    such a part names nothing in the body, so it is left out. A ``missing`` error's last part
+    is the absent key, so it stays.
     """
     path, node = [], body
-    for part in loc:
-        if isinstance(node, dict) and isinstance(part, str):
-            node = node.get(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        else:
+    for i, part in enumerate(loc):
+        in_body = (isinstance(node, dict) and isinstance(part, str) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        )
+        if in_body:
+            node = node[part]  # type: ignore[index]
+        elif not (missing and i == len(loc) - 1 and isinstance(node, dict)):
             continue
         path.append(str(part))
     return path
@@ -113,7 +115,7 @@ def _validation_error(exc: RequestValidationError) -> HttpError:
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request", "type": ""}
     loc = list(first.get("loc", ()))
     if loc[:1] == ["body"]:
-        loc = _request_path(loc[1:], exc.body)
+        loc = _request_path(loc[1:], exc.body, first.get("type") == "missing")
     elif loc and loc[0] in ("path", "query", "header"):
         loc = loc[1:]
     field = ".".join(str(p) for p in loc) or None

@@ -70,21 +70,16 @@ def to_epoch_seconds(timestamps: list[float | str]) -> npt.NDArray[np.float64]:
 
 
 def _iso_seconds(strings: list[str]) -> npt.NDArray[np.float64]:
-    """Epoch seconds of ISO-8601 strings, NaN for strings that are not (surely for the first one).
+    """Epoch seconds of ISO-8601 strings, NaN for strings that are not.
 
     pandas also reads ``now``, ``today``, ``NaT`` and ``nan``, so a string must start with
-    its four-digit year. One resolution holds all parsed times: nanoseconds, which end in
-    2262, as soon as one string has them; such a string and a far year do not mix, so a
-    string that fails among the others is parsed again alone, up to the first true failure.
+    its four-digit year. Fractions are cut to microseconds first: a string with nanoseconds
+    would make pandas hold every time in nanoseconds, which end in 2262, and turn later years
+    in the same request into NaT.
     """
     series = pd.Series(strings, dtype=object)
-    iso = series.where(series.str.match("[0-9]{4}"))
-    seconds = _since_epoch(pd.to_datetime(iso, utc=True, format="ISO8601", errors="coerce"))
-    for i in np.flatnonzero(np.isnan(seconds) & iso.notna().to_numpy()):
-        seconds[i] = _since_epoch(pd.to_datetime(iso.iloc[i : i + 1], utc=True, format="ISO8601", errors="coerce"))[0]
-        if np.isnan(seconds[i]):
-            break
-    return seconds
+    iso = series.where(series.str.match("[0-9]{4}")).str.replace(r"(\.[0-9]{6})[0-9]+", r"\1", regex=True)
+    return _since_epoch(pd.to_datetime(iso, utc=True, format="ISO8601", errors="coerce"))
 
 
 def _since_epoch(parsed: pd.Series) -> npt.NDArray[np.float64]:

@@ -337,10 +337,14 @@ def _settings_params(settings: Settings, sweep: SweepSettings) -> dict[str, obje
 
     Without them two sweeps that differ only in, say, ``windows.l_s`` log identical params.
     """
-    train = settings.train.model_dump(exclude={"model", *sweep.search_space}) | {"refit": False}  # trials never refit
+    swept = set(sweep.search_space)
+    if sweep.model == "lstm" and swept & {"layers", "units"}:
+        swept.add("layers")  # sampled layers x units become lstm.layers
+    train = settings.train.model_dump(exclude={"model", *swept}) | {"refit": False}  # trials never refit
     sections = {
         "windows": settings.windows.model_dump(),
         "train": train,
+        sweep.model: getattr(settings, sweep.model).model_dump(exclude=swept),
         "normalize": settings.normalize.model_dump(),
         "impute": settings.impute.model_dump(),
     }

@@ -47,11 +47,18 @@ def tune(args: argparse.Namespace) -> int:
     rows = []
     for best in result.channels:
         decision = "-" if best.decision is None else ("promoted" if best.decision.promoted else "kept staging")
+        if best.channel in result.failed:  # registered, then its gate (or registering) failed
+            decision = f"failed: {result.failed[best.channel]}"
         config = " ".join(f"{k}={_short(v)}" for k, v in sorted(best.config.items()))
         rows.append(
             [best.channel, best.trials, best.val_ratio, best.val_loss, best.epochs, best.version, decision, config]
         )
-    rows.extend([cid, 0, "-", "-", "-", "-", f"failed: {err}", ""] for cid, err in result.failed.items())
+    registered = {best.channel for best in result.channels}
+    rows.extend(
+        [cid, 0, "-", "-", "-", "-", f"failed: {err}", ""]
+        for cid, err in result.failed.items()
+        if cid not in registered
+    )
     print(
         f"sweep {result.sweep_id}: {result.n_trials} trials of {result.model} in {result.wall_seconds:.0f}s; "
         f"parent run {result.parent_run_id} at {result.tracking_uri}"

@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from pdm_ray.config import Settings
 from pdm_ray.data.channels import Channel, load_channels
-from pdm_ray.errors import JobStepError
+from pdm_ray.errors import ConfigError, JobStepError
 
 if TYPE_CHECKING:
     from pdm_ray.retraining import HistoryEntry, RetrainingHistory
@@ -183,7 +183,8 @@ def _models(
             )
         out(_table(["channel", "trials", "val MSE", "val/naive", "version", "gate"], rows))
         if result.failed:
-            raise JobStepError(f"training failed for {', '.join(f'{k}: {v}' for k, v in result.failed.items())}")
+            failed = ", ".join(f"{k}: {v}" for k, v in result.failed.items())
+            raise JobStepError(f"training, registering or promotion failed for {failed}")
     kinds = tuple(settings.serve.model_kinds)
     for ch in channels:
         v = production_version(tracking, ch.id, kinds)
@@ -467,7 +468,17 @@ def _run_url(settings: Settings, experiment_id: str, run_id: str) -> str:
 
 
 def run_main_job(settings: Settings, options: JobOptions, out: Printer = print) -> JobResult:
-    """Run every step on ``settings`` (local Ray unless ``ray.address`` is set) and return the scores."""
+    """Run every step on ``settings`` (local Ray unless ``ray.address`` is set) and return the scores.
+
+    Raises:
+        ConfigError: ``train.model`` is not in ``serve.model_kinds``, so the sensors would
+            never be scored by the models this job trains.
+    """
+    if settings.train.model not in settings.serve.model_kinds:
+        raise ConfigError(
+            f"train.model {settings.train.model!r} is not in serve.model_kinds {list(settings.serve.model_kinds)}: "
+            "the job would train models that the API and the sensors never use"
+        )
     import ray
     from ray import serve
     from ray.serve.exceptions import RayServeException

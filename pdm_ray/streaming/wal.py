@@ -18,7 +18,8 @@ one only means recovery asks the forecaster again.
 An append that fails (disk full, I/O error, a failed ``fdatasync``) is cut off the segment
 again before the error is raised (``WalWriteError``), and if even that fails, before the
 next append writes anything; so a record the caller was told failed never sits in front of
-later ones, and is never replayed.
+later ones. (Should the process die while such a cut is pending, a complete failed record
+can come back on recovery; the caller's resend of it is then acked as a duplicate.)
 
 Recovery reads every segment in order. A record cut short or failing its checksum at the
 end of the newest segment is a torn write from a crash: it and anything after it are
@@ -130,14 +131,15 @@ class WriteAheadLog:
         segments = self.segments()
         for i, path in enumerate(segments):
             newest = i == len(segments) - 1
-            good_end, seg_records, reason = _read_segment(path)
+            data = path.read_bytes()  # read once: a live writer may append meanwhile (repair=False)
+            good_end, seg_records, reason = _read_segment(path, data)
             records.extend(seg_records)
-            size = path.stat().st_size
+            size = len(data)
             if reason is None:
                 continue
             if not newest:
                 raise WalCorruptionError(f"{path}: {reason} at byte {good_end} in a segment that is not the newest")
-            later = _next_valid_record(path.read_bytes(), good_end)
+            later = _next_valid_record(data, good_end)
             if later is not None:
                 raise WalCorruptionError(
                     f"{path}: {reason} at byte {good_end}, followed by a valid record at byte {later}"
@@ -176,6 +178,7 @@ class WriteAheadLog:
         The next append starts a fresh segment named after its sequence number.
         """
         self.close()
+        self._cut_at = None  # the segment it pointed into is deleted
         segments = self.segments()
         for path in segments:
             path.unlink()
@@ -225,7 +228,8 @@ class WriteAheadLog:
         """Truncate the segment back to where a failed append began, durably."""
         if self._cut_at is None:
             return
-        os.ftruncate(fd, self._cut_at)
+        if os.fstat(fd).st_size > self._cut_at:  # never lengthen a file
+            os.ftruncate(fd, self._cut_at)
         os.fsync(fd)
         self._cut_at = None
 
@@ -239,16 +243,21 @@ class WriteAheadLog:
             self.directory.mkdir(parents=True, exist_ok=True)
             path = self.directory / f"{seq:020d}{_SUFFIX}"
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
-            os.write(fd, SEGMENT_MAGIC)
-            os.fsync(fd)
-            fsync_dir(self.directory)
+            try:
+                if os.write(fd, SEGMENT_MAGIC) != len(SEGMENT_MAGIC):
+                    raise OSError("short write of the segment header")
+                os.fsync(fd)
+                fsync_dir(self.directory)
+            except OSError:  # no headerless segment may stay behind for the resend to append to
+                os.close(fd)
+                path.unlink(missing_ok=True)
+                raise
         self._fd = fd
         return fd
 
 
-def _read_segment(path: Path) -> tuple[int, list[WalRecord], str | None]:
-    """Decode one segment: (offset after the last good record, records, why reading stopped or None)."""
-    data = path.read_bytes()
+def _read_segment(path: Path, data: bytes) -> tuple[int, list[WalRecord], str | None]:
+    """Decode one segment's bytes: (offset after the last good record, records, why reading stopped or None)."""
     if len(data) < len(SEGMENT_MAGIC):
         return 0, [], "incomplete segment header"
     if data[: len(SEGMENT_MAGIC)] != SEGMENT_MAGIC:
@@ -274,34 +283,37 @@ def _read_segment(path: Path) -> tuple[int, list[WalRecord], str | None]:
     return pos, records, None
 
 
+_SCAN_CHUNK = 1 << 20
+
+
 def _next_valid_record(data: bytes, after: int) -> int | None:
     """Offset of the first complete, checksummed record starting past ``after``, or None.
 
     Tells a torn tail (nothing valid after the damage) from damage in the middle of a log.
     Candidate offsets are filtered in numpy first (a length that fits and a known kind byte),
-    so only a few checksums are computed.
+    so only a few checksums are computed; the scan runs in 1 MiB chunks, so its memory stays
+    small whatever the segment's size.
     """
-    start, stop = after + 1, len(data) - _FRAME.size - _PAYLOAD_HEAD.size + 1
-    if stop <= start:
-        return None
-    buf = np.frombuffer(data, dtype=np.uint8)
-    offsets = np.arange(start, stop)
-    lengths = np.frombuffer(data[start : stop + 3], dtype=np.uint8)
-    length = (
-        lengths[: stop - start].astype(np.int64)
-        | lengths[1 : stop - start + 1].astype(np.int64) << 8
-        | lengths[2 : stop - start + 2].astype(np.int64) << 16
-        | lengths[3 : stop - start + 3].astype(np.int64) << 24
-    )
-    kinds = buf[offsets + _FRAME.size]
-    fits = (length >= _PAYLOAD_HEAD.size) & (offsets + _FRAME.size + length <= len(data))
-    candidates = offsets[fits & ((kinds == RecordKind.DATA) | (kinds == RecordKind.PREDICTIONS))]
+    stop = len(data) - _FRAME.size - _PAYLOAD_HEAD.size + 1  # last offset a record could start at, + 1
     view = memoryview(data)
-    for pos in candidates.tolist():
-        length_, crc = _FRAME.unpack_from(data, pos)
-        payload = view[pos + _FRAME.size : pos + _FRAME.size + length_]
-        if zlib.crc32(payload) == crc and _decode(payload) is not None:
-            return pos
+    for lo in range(after + 1, stop, _SCAN_CHUNK):
+        hi = min(lo + _SCAN_CHUNK, stop)
+        raw = np.frombuffer(view[lo : hi + _FRAME.size], dtype=np.uint8)  # room for each offset's frame and kind
+        n = hi - lo
+        length = (
+            raw[:n].astype(np.int64)
+            | raw[1 : n + 1].astype(np.int64) << 8
+            | raw[2 : n + 2].astype(np.int64) << 16
+            | raw[3 : n + 3].astype(np.int64) << 24
+        )
+        kinds = raw[_FRAME.size : n + _FRAME.size]
+        offsets = np.arange(lo, hi)
+        fits = (length >= _PAYLOAD_HEAD.size) & (offsets + _FRAME.size + length <= len(data))
+        for pos in offsets[fits & ((kinds == RecordKind.DATA) | (kinds == RecordKind.PREDICTIONS))].tolist():
+            length_, crc = _FRAME.unpack_from(data, pos)
+            payload = view[pos + _FRAME.size : pos + _FRAME.size + length_]
+            if zlib.crc32(payload) == crc and _decode(payload) is not None:
+                return pos
     return None
 
 

@@ -340,6 +340,35 @@ def test_a_fleet_actor_that_died_is_looked_up_again(
             ray.kill(handle, no_restart=True)
 
 
+@pytest.mark.ray
+def test_a_broken_sensor_actor_is_not_a_missing_fleet(
+    ray_cluster: None, with_fleet: Callable[..., TestClient], registry: Registry, tmp_path: Path
+) -> None:
+    """The Fleet runs; the sensor's own actor fails to recover its state: 503 sensor_unavailable."""
+    import ray
+
+    from actors.fleet import fleet_handle
+    from serve_apps.app import ActorFleet
+
+    settings = registry.settings.model_copy(update={"home": tmp_path})
+    damaged = tmp_path / "sensors" / "S-1"
+    damaged.mkdir(parents=True)
+    (damaged / "snapshot.npz").write_bytes(b"not a snapshot")
+    name = "fleet-api-broken-sensor"
+    handle = fleet_handle(settings, name=name)
+    try:
+        client = with_fleet(ActorFleet(name, settings.ray.namespace))
+        r = client.get("/v1/sensors/S-1")  # the model half answers; the status half says why not
+        assert r.status_code == 200, r.text
+        assert r.json()["model"]["production"] == {"name": "pdm-S-1-lstm", "version": "1"}
+        assert r.json()["status_error"]["error"] == "sensor_unavailable"
+        assert "not a readable snapshot" in r.json()["status_error"]["detail"]
+        assert error_of(client.get("/v1/sensors/S-1/series"))[:2] == (503, "sensor_unavailable")
+        assert client.get("/v1/sensors").status_code == 200  # the Fleet itself is fine
+    finally:
+        ray.kill(handle, no_restart=True)
+
+
 def test_non_finite_statistics_are_null(with_fleet: Callable[..., TestClient]) -> None:
     status = {"sensor_id": "S-1", "rolling_mse": np.float32("inf"), "drift_p": float("nan"), "readings": 3}
     r = with_fleet(StubFleet(status)).get("/v1/sensors/S-1")

@@ -201,6 +201,10 @@ def test_page_shows_a_broken_sensor_and_whole_numbers(registry: Registry) -> Non
         browser.evaluate("location.hash = 'sensor=B-0'")
         browser.wait_for("document.getElementById('sensor-title').textContent === 'B-0'")
         assert "scoring: unavailable" in browser.evaluate("document.getElementById('sensor-kpis').textContent")
+        ticks = browser.evaluate("pdmDashboard.ticks")
+        browser.wait_for(f"pdmDashboard.ticks > {ticks}")
+        assert browser.evaluate("pdmDashboard.lastError") is None  # no series is asked of a broken sensor
+        assert browser.evaluate("document.getElementById('sensor-plot').data") is None  # and none is shown
 
 
 # ------------------------------------------------------------------ through Serve

@@ -138,6 +138,9 @@ def test_parent_trials_and_versions_record_the_fixed_settings_and_the_code_versi
         params
     )
     assert "train.learning_rate" not in params  # sampled: each trial's own param
+    # The model's own section, except what the sweep samples (layers x units become lstm.layers).
+    assert (params["lstm.members"], params["lstm.dropout"]) == ("1", "0.3")
+    assert "lstm.layers" not in params
     code = parent.data.tags["pdm.code_version"]
     assert code.startswith(importlib.metadata.version("pdm-ray"))
     assert {r.data.tags["pdm.code_version"] for r in _children(swept)} == {code}

@@ -10,7 +10,7 @@ import pytest
 
 from pdm_ray.config import Settings, load_settings
 from pdm_ray.data.channels import Channel
-from pdm_ray.errors import JobStepError
+from pdm_ray.errors import ConfigError, JobStepError
 from pdm_ray.jobs.main import (
     JobOptions,
     SensorOutcome,
@@ -135,3 +135,13 @@ def test_a_failed_job_leaves_serve_apps_it_did_not_deploy(serve_port: int, tmp_p
         assert "not-the-jobs" in serve.status().applications
     finally:
         serve.delete("not-the-jobs")
+
+
+def test_a_model_kind_the_api_never_serves_is_refused_before_any_step(tmp_path: Path) -> None:
+    settings = Settings.model_validate(
+        {"home": str(tmp_path), "train": {"model": "transformer"}, "serve": {"model_kinds": ["lstm"]}}
+    )
+    lines: list[str] = []
+    with pytest.raises(ConfigError, match=r"train.model 'transformer' is not in serve.model_kinds \['lstm'\]"):
+        run_main_job(settings, JobOptions(), lines.append)
+    assert lines == []  # no step started: nothing trained, no Ray

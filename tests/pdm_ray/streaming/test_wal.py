@@ -88,7 +88,11 @@ def test_a_checksum_mismatch_in_the_last_record_is_truncated(tmp_path: Path) -> 
     assert [r.seq for r in WriteAheadLog(tmp_path).recover()] == [0]
 
 
-def test_damage_followed_by_a_valid_record_is_corruption_not_a_torn_tail(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk", [1 << 20, 7])  # the scan for a later record, in one chunk or many
+def test_damage_followed_by_a_valid_record_is_corruption_not_a_torn_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(wal_module, "_SCAN_CHUNK", chunk)
     wal = _fresh(tmp_path)
     for seq in range(4):
         wal.append_batch(_batch(seq))
@@ -168,6 +172,40 @@ def test_a_cut_that_failed_is_made_before_the_next_append(tmp_path: Path, monkey
     wal.append_batch(_batch(1))
     wal.close()
     assert [r.seq for r in WriteAheadLog(tmp_path).recover()] == [0, 1]
+
+
+def test_a_pending_cut_does_not_outlive_a_rotate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wal = _fresh(tmp_path)
+    wal.append_batch(_batch(0))
+
+    def eio(real: object, *args: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    _fail_once(monkeypatch, "fdatasync", eio)
+    _fail_once(monkeypatch, "ftruncate", eio)
+    with pytest.raises(WalWriteError):
+        wal.append_batch(_batch(1))
+    wal.rotate()  # a snapshot covers batch 0 and the failed 1 was never accepted
+    wal.append_batch(_batch(1))
+    wal.close()
+    assert [r.seq for r in WriteAheadLog(tmp_path).recover()] == [1]
+
+
+def test_a_segment_whose_header_failed_is_not_left_for_the_resend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wal = _fresh(tmp_path)
+
+    def full(real: object, fd: int, data: bytes) -> int:  # the disk is full at the header
+        raise OSError(28, "No space left on device")
+
+    _fail_once(monkeypatch, "write", full)
+    with pytest.raises(WalWriteError, match="No space left"):
+        wal.append_batch(_batch(0))
+    assert wal.segments() == []
+    wal.append_batch(_batch(0))  # the resend
+    wal.close()
+    assert [r.seq for r in WriteAheadLog(tmp_path).recover()] == [0]
 
 
 def test_damage_in_an_older_segment_is_corruption(tmp_path: Path) -> None:
