@@ -391,7 +391,8 @@ def _report(
             "Detected bands are the events the sensor actors' streaming detectors reported during the HTTP replay.",
             "A sequence still open when the replay ended (the detector reports one only once a normal reading "
             "follows it) is counted as detected and drawn as an orange band; the last readings, fewer than "
-            "threshold.batch_size, are not judged at all.",
+            "threshold.batch_size, are not judged at all (every reading, in a series whose scored part is "
+            "shorter than one threshold window of batch_size x window_size readings).",
             "Forecasts, smoothed errors and thresholds are the ones the sensor actors scored the replay with.",
             "Forecast KPIs are one-step-ahead on the test points the actors scored, never on training data.",
             "The point-level confusion matrix covers labelled channels only.",
