@@ -396,10 +396,9 @@ def create_app(
             if err.status not in (404, 503):
                 raise
             if model_exc is not None:
-                # Neither half answers: 404 only when both say the sensor is unknown; otherwise
-                # the half that could not look (a 503) speaks, the model's first.
-                model_err = errors.classify(model_exc)
-                if fleet is None or (err.status == 404 and model_err.status != 404):
+                # Neither half answers: 404 only when both say the sensor is unknown; otherwise a
+                # half that could not look (a 503) speaks, the Fleet's before the model's.
+                if fleet is None or (err.status == 404 and errors.classify(model_exc).status != 404):
                     raise model_exc from None
                 raise
             status_error = {"error": err.code, "detail": err.detail}

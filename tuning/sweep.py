@@ -338,13 +338,18 @@ def _settings_params(settings: Settings, sweep: SweepSettings) -> dict[str, obje
     Without them two sweeps that differ only in, say, ``windows.l_s`` log identical params.
     """
     swept = set(sweep.search_space)
+    model_doc = getattr(settings, sweep.model).model_dump(exclude=swept)
     if sweep.model == "lstm" and swept & {"layers", "units"}:
-        swept.add("layers")  # sampled layers x units become lstm.layers
+        # Sampled layers x units become lstm.layers; the half not sampled comes from the settings.
+        layers = settings.lstm.layers
+        model_doc.pop("layers", None)
+        model_doc |= {} if "units" in swept else {"units": layers[0]}
+        model_doc |= {} if "layers" in swept else {"layer_count": len(layers)}
     train = settings.train.model_dump(exclude={"model", *swept}) | {"refit": False}  # trials never refit
     sections = {
         "windows": settings.windows.model_dump(),
         "train": train,
-        sweep.model: getattr(settings, sweep.model).model_dump(exclude=swept),
+        sweep.model: model_doc,
         "normalize": settings.normalize.model_dump(),
         "impute": settings.impute.model_dump(),
     }

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pdm_ray.config import DEFAULT_CONFIG, LSTMSettings, Settings, TrainSettings
+from pdm_ray.config import DEFAULT_CONFIG, LSTMSettings, Settings, SweepSettings, TrainSettings
 from pdm_ray.data import load_channel
 from pdm_ray.data.windows import make_windows
 from pdm_ray.errors import SweepError, TrackingError, UnknownSensorError
@@ -26,7 +26,7 @@ from pdm_ray.models import ModelSpec, train
 from pdm_ray.tracking import promote, register_version
 from pdm_ray.tracking.runs import PARENT_RUN_TAG, connect_settings
 from tuning import sweep as sweep_module
-from tuning.sweep import SweepResult, TrialRunsCallback, _tune_environment, run_sweep
+from tuning.sweep import SweepResult, TrialRunsCallback, _settings_params, _tune_environment, run_sweep
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -261,3 +261,19 @@ def test_a_failed_gate_is_the_channels_failure_and_its_version_stays_staging(
     assert tracking.client.get_run(result.parent_run_id).info.status == "FINISHED"
     aliases = tracking.client.get_registered_model("pdm-T-1-lstm").aliases
     assert {k: str(v) for k, v in aliases.items()} == {"production": "1", "staging": "2"}
+
+
+@pytest.mark.parametrize(
+    ("space", "fixed"),
+    [
+        ({}, {"lstm.layers": [80, 80]}),
+        ({"units": {"choice": [8]}}, {"lstm.layer_count": 2}),  # the depth is the settings'
+        ({"layers": {"choice": [1]}}, {"lstm.units": 80}),  # the width is the settings'
+        ({"units": {"choice": [8]}, "layers": {"value": 1}}, {}),
+    ],
+)
+def test_settings_params_log_the_half_of_lstm_layers_a_sweep_does_not_sample(space: dict, fixed: dict) -> None:
+    params = _settings_params(Settings(), SweepSettings(model="lstm", search_space=space))
+    layer_keys = {"lstm.layers", "lstm.layer_count", "lstm.units"}
+    assert {k: v for k, v in params.items() if k in layer_keys} == fixed
+    assert params["lstm.dropout"] == 0.3 and params["windows.l_s"] == 250
