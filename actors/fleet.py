@@ -39,6 +39,7 @@ from actors.sensor import (
     SensorActor,
     absolute_paths,
     actor_name,
+    error_line,
     sensor_options,
 )
 from pdm_ray.config import Settings
@@ -176,8 +177,7 @@ class Fleet:
             try:
                 return await self._sensor(sensor_id, create=False).status.remote()
             except (RayError, PdmError) as exc:
-                # A Ray error's last line is its root cause, e.g. the sensor's error on recovery.
-                error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+                error = error_line(exc)  # e.g. the sensor's error on recovery
                 logger.warning("sensor %s: no status: %s", sensor_id, error)
                 return sensor_id, error
 

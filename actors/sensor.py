@@ -154,20 +154,18 @@ class SensorActor:
         except (UnknownSensorError, ModelNotTrainedError, RegistryError) as exc:
             self._no_model_until = now + self._cfg.model_retry_s
             self._stream.mark_scoring(
-                Scoring.NO_MODEL, f"{_first_line(exc)} (asking again in {self._cfg.model_retry_s:g} s)"
+                Scoring.NO_MODEL, f"{error_line(exc)} (asking again in {self._cfg.model_retry_s:g} s)"
             )
             return []
         except (PdmError, RayError, GetTimeoutError) as exc:
-            logger.warning(
-                "sensor %s: forecaster failed on batch %d: %s", self.sensor_id, request.seq, _first_line(exc)
-            )
-            self._stream.mark_scoring(Scoring.FORECASTER_ERROR, _first_line(exc))
+            logger.warning("sensor %s: forecaster failed on batch %d: %s", self.sensor_id, request.seq, error_line(exc))
+            self._stream.mark_scoring(Scoring.FORECASTER_ERROR, error_line(exc))
             return []
         try:
             self._store.log_predictions(request.seq, predictions)
         except WalWriteError as exc:  # the batch itself is durable; leave it unscored, as recovery will
             logger.warning("sensor %s: %s", self.sensor_id, exc)
-            self._stream.mark_scoring(Scoring.FORECASTER_ERROR, _first_line(exc))
+            self._stream.mark_scoring(Scoring.FORECASTER_ERROR, error_line(exc))
             return []
         return self._stream.apply_predictions(request, predictions)
 
@@ -212,7 +210,9 @@ class SensorActor:
         return ProcessInfo(os.getpid(), tuple(sorted({name.partition(".")[0] for name in sys.modules})))
 
 
-def _first_line(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
+    """An exception in one line for status and logs: its type and its message's last line
+    (for a Ray error, the root cause under the traceback)."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[-1] if text else ''}"[:300]
 

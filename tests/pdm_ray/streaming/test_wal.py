@@ -138,16 +138,25 @@ def test_a_short_write_is_cut_off_so_later_records_survive_recovery(
     assert [r.seq for r in WriteAheadLog(tmp_path).recover()] == [0, 1, 2, 3]
 
 
+def _eio(real: object, *args: object) -> None:
+    raise OSError(5, "Input/output error")
+
+
+def _append_whose_cut_fails(wal: WriteAheadLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch 0 logged, then batch 1's sync fails and so does cutting it off."""
+    wal.append_batch(_batch(0))
+    _fail_once(monkeypatch, "fdatasync", _eio)
+    _fail_once(monkeypatch, "ftruncate", _eio)
+    with pytest.raises(WalWriteError):
+        wal.append_batch(_batch(1))
+
+
 def test_a_failed_sync_is_cut_off_so_the_resent_batch_is_logged_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wal = _fresh(tmp_path)
     wal.append_batch(_batch(0))
-
-    def eio(real: object, fd: int) -> None:
-        raise OSError(5, "Input/output error")
-
-    _fail_once(monkeypatch, "fdatasync", eio)
+    _fail_once(monkeypatch, "fdatasync", _eio)
     with pytest.raises(WalWriteError, match="Input/output error"):
         wal.append_batch(_batch(1))
     wal.append_batch(_batch(1))
@@ -157,16 +166,8 @@ def test_a_failed_sync_is_cut_off_so_the_resent_batch_is_logged_once(
 
 def test_a_cut_that_failed_is_made_before_the_next_append(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     wal = _fresh(tmp_path)
-    wal.append_batch(_batch(0))
-
-    def eio(real: object, *args: object) -> None:
-        raise OSError(5, "Input/output error")
-
-    _fail_once(monkeypatch, "fdatasync", eio)
-    _fail_once(monkeypatch, "ftruncate", eio)
-    with pytest.raises(WalWriteError):
-        wal.append_batch(_batch(1))
-    _fail_once(monkeypatch, "ftruncate", eio)
+    _append_whose_cut_fails(wal, monkeypatch)
+    _fail_once(monkeypatch, "ftruncate", _eio)
     with pytest.raises(WalWriteError):  # still cannot cut: nothing new is written behind the failed record
         wal.append_batch(_batch(1))
     wal.append_batch(_batch(1))
@@ -176,15 +177,7 @@ def test_a_cut_that_failed_is_made_before_the_next_append(tmp_path: Path, monkey
 
 def test_a_pending_cut_does_not_outlive_a_rotate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     wal = _fresh(tmp_path)
-    wal.append_batch(_batch(0))
-
-    def eio(real: object, *args: object) -> None:
-        raise OSError(5, "Input/output error")
-
-    _fail_once(monkeypatch, "fdatasync", eio)
-    _fail_once(monkeypatch, "ftruncate", eio)
-    with pytest.raises(WalWriteError):
-        wal.append_batch(_batch(1))
+    _append_whose_cut_fails(wal, monkeypatch)
     wal.rotate()  # a snapshot covers batch 0 and the failed 1 was never accepted
     wal.append_batch(_batch(1))
     wal.close()
