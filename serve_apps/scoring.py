@@ -23,6 +23,7 @@ from pdm_ray.config import ThresholdSettings
 from pdm_ray.data.normalize import Normalizer
 from pdm_ray.data.windows import input_windows
 from pdm_ray.detection import detect
+from pdm_ray.detection.smoothing import short_series_settings
 from pdm_ray.errors import DataError, PdmError
 from pdm_ray.tracking.registry import load_version
 from pdm_ray.tracking.runs import Tracking
@@ -188,18 +189,6 @@ def _unusable(exc: DataError) -> ApiError:
     return ApiError(422, "invalid_input", f"the window cannot be used with this model: {exc}", "values")
 
 
-def request_threshold(config: ThresholdSettings, n_errors: int) -> ThresholdSettings:
-    """The threshold settings for one request's window of ``n_errors`` errors.
-
-    The EWMA warm-up flattens the first ``warmup`` smoothed errors (250 by default, as
-    Telemanom flattens a channel's first ``l_s``). A request's window is a whole series, often
-    not much longer than that: flattened entirely, it could never be flagged and every point
-    would score the same. So a window flattens at most a quarter of itself.
-    """
-    warmup = min(config.warmup, n_errors // 4)
-    return config if warmup == config.warmup else config.model_copy(update={"warmup": warmup})
-
-
 def _scores(
     served: ServedModel,
     predictions: npt.NDArray[np.float32],
@@ -208,7 +197,7 @@ def _scores(
 ) -> WindowScores:
     """Threshold one window's errors, in the units of ``values`` (as the promotion gate scores)."""
     l_s = served.model.spec.l_s
-    result = detect(predictions - actual, actual, request_threshold(config, len(actual)))
+    result = detect(predictions - actual, actual, short_series_settings(config, len(actual)))
     return WindowScores(
         name=served.name,
         version=served.version,

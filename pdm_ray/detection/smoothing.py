@@ -100,6 +100,18 @@ def apply_warmup(e_s: npt.NDArray[np.float32], warmup: int) -> npt.NDArray[np.fl
     return out
 
 
+def short_series_settings(config: ThresholdSettings, n_errors: int) -> ThresholdSettings:
+    """``config`` for a series of ``n_errors`` errors judged whole, such as an API request's window.
+
+    The EWMA warm-up flattens the first ``warmup`` smoothed errors (250 by default, as
+    Telemanom flattens a channel's first ``l_s``). A series not much longer than that,
+    flattened entirely, could never be flagged and every point would score the same, so it
+    flattens at most a quarter of itself. Streams keep ``config``: their length is unknown.
+    """
+    warmup = min(config.warmup, n_errors // 4)
+    return config if warmup == config.warmup else config.model_copy(update={"warmup": warmup})
+
+
 def smooth_errors(errors: npt.ArrayLike, config: ThresholdSettings) -> npt.NDArray[np.float32]:
     """Telemanom's ``e_s``: the EWMA of the absolute errors after warm-up, ``[n]`` -> ``[n]`` float32."""
     smoothed, _ = ewma(absolute_errors(errors), ewma_span(config))

@@ -22,7 +22,6 @@ from serve_apps.scoring import (
     WindowInput,
     WindowScores,
     forecast_windows,
-    request_threshold,
     score_windows,
     unwrap,
 )
@@ -74,8 +73,6 @@ def test_a_window_shorter_than_the_default_warm_up_can_still_be_flagged(one_feat
     (scores,) = score_windows(one_feature, [_window(series)], default_warmup)
     assert any(a <= 150 <= b for a, b, _ in scores.sequences)
     assert len(np.unique(scores.smoothed_errors)) > 1
-    assert request_threshold(default_warmup, 170).warmup == 42
-    assert request_threshold(THRESHOLD, 170) is THRESHOLD  # warm-ups that fit are kept
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

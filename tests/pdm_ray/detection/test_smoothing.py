@@ -16,6 +16,7 @@ from pdm_ray.detection.smoothing import (
     apply_warmup,
     ewma,
     ewma_span,
+    short_series_settings,
     smooth_errors,
 )
 from pdm_ray.errors import DataError
@@ -95,3 +96,12 @@ def test_bad_errors_raise(bad: object, match: str) -> None:
 def test_ewma_rejects_zero_span() -> None:
     with pytest.raises(DataError, match="span"):
         ewma([1.0], span=0)
+
+
+def test_a_short_series_flattens_at_most_a_quarter_of_itself() -> None:
+    config = ThresholdSettings()  # warmup 250
+    assert short_series_settings(config, 170).warmup == 42
+    assert short_series_settings(config, 1000) is config  # warm-ups that fit are kept
+    flat = smooth_errors(np.r_[np.zeros(100), np.ones(70)], config)
+    assert len(np.unique(flat)) == 1  # the default flattens a 170-point series whole
+    assert len(np.unique(smooth_errors(np.r_[np.zeros(100), np.ones(70)], short_series_settings(config, 170)))) > 1
