@@ -208,12 +208,9 @@ def validation_mse(model: TrainedModel, x: np.ndarray, y: np.ndarray) -> float:
 def event_f1(model: TrainedModel, channel: Channel, settings: Settings) -> float | None:
     """Event-level F1 of the Telemanom detector on ``channel``'s labelled test series.
 
-    Gaps in the test series are filled as training fills them (``settings.impute``), so a
-    channel that trained can be scored. None when the channel has no labels or
-    ``pdm_ray.evaluation`` is not available.
-
-    Raises:
-        DataError: a test gap too long to fill.
+    ``channel`` comes with its gaps filled as training fills them (``impute_channel``, as
+    ``promote`` passes it). None when the channel has no labels or ``pdm_ray.evaluation`` is
+    not available.
     """
     if not channel.has_labels:
         return None
@@ -225,9 +222,8 @@ def event_f1(model: TrainedModel, channel: Channel, settings: Settings) -> float
     from pdm_ray.tracking.pyfunc import forecast
 
     l_s = model.spec.l_s
-    test = impute_channel(channel, settings).test
-    values = test[l_s:, 0]
-    result = detect(forecast(model, test) - values, values, settings.threshold)
+    values = channel.test[l_s:, 0]
+    result = detect(forecast(model, channel.test) - values, values, settings.threshold)
     found = [(s.start + l_s, s.end + l_s) for s in result.sequences]
     return float(score_events(found, list(channel.anomalies)).f1)
 
